@@ -1,0 +1,54 @@
+package liveapi
+
+import "context"
+
+// PackageConfig is one live package config as DescribeLivePackageConfig reports it.
+type PackageConfig struct {
+	DomainName      string
+	AppName         string
+	StreamName      string
+	Protocol        string
+	SegmentNum      int
+	SegmentDuration int
+	PartDuration    int
+	IgnoreTranscode bool
+}
+
+// Domain is what livepack needs to know about a live domain. LiveDomainType is liveVideo for a
+// play (streaming) domain and liveEdge for an ingest domain; Scope is domestic, overseas or
+// global.
+type Domain struct {
+	DomainName     string
+	LiveDomainType string
+	DomainStatus   string
+	Region         string
+	Scope          string
+}
+
+// Stream is one online stream (DescribeLiveStreamsOnlineList).
+type Stream struct {
+	DomainName  string
+	AppName     string
+	StreamName  string
+	PublishURL  string
+	PublishTime string
+}
+
+// API is the part of the Live OpenAPI livepack drives. *Client implements it against the real
+// service or the emulator; every list method returns every page.
+type API interface {
+	AddPackageConfig(ctx context.Context, c PackageConfig) error
+	UpdatePackageConfig(ctx context.Context, c PackageConfig) error
+	DeletePackageConfig(ctx context.Context, domain, app, stream string) error
+	DescribePackageConfigs(ctx context.Context, domain string) ([]PackageConfig, error)
+	DescribeDomain(ctx context.Context, domain string) (Domain, error)
+	// ListDomains returns the account's domains of one LiveDomainType (empty: all) and one
+	// status (empty: all), from DescribeLiveUserDomains.
+	ListDomains(ctx context.Context, liveDomainType, status string) ([]Domain, error)
+	OnlineStreams(ctx context.Context, domain string) ([]Stream, error)
+}
+
+// Limiter spends one call of the API quota, waiting at most as long as ctx allows.
+type Limiter interface {
+	Wait(ctx context.Context) error
+}

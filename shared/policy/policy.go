@@ -1,0 +1,61 @@
+package policy
+
+// Protocols the API accepts, in the API page's spelling.
+const (
+	HLSCMAF     = "HLS_CMAF"
+	LLHLSTS     = "LLHLS_TS"
+	LLHLSCMAF   = "LLHLS_CMAF"
+	DASHCMAF    = "DASH_CMAF"
+	HLSDASHCMAF = "HLSDASH_CMAF"
+)
+
+// Target names one packaging configuration: the API keys configs by domain, app and stream.
+type Target struct {
+	DomainName string `json:"DomainName"`
+	AppName    string `json:"AppName"`
+	StreamName string `json:"StreamName"`
+}
+
+// String renders the target as domain/app/stream, the form used in notice subjects and logs.
+func (t Target) String() string { return t.DomainName + "/" + t.AppName + "/" + t.StreamName }
+
+// Config is a complete packaging configuration as the API stores it. PartDuration is 0 for
+// protocols other than LLHLS_*, as DescribeLivePackageConfig reports it.
+type Config struct {
+	Protocol        string `json:"Protocol"`
+	SegmentNum      int    `json:"SegmentNum"`
+	SegmentDuration int    `json:"SegmentDuration"`
+	PartDuration    int    `json:"PartDuration,omitempty"`
+	IgnoreTranscode bool   `json:"IgnoreTranscode"`
+}
+
+// Policy is one desired packaging state, named with the API's own parameter names so a policy
+// reads like the API page. Optional numbers are pointers so an explicit 0 is told apart from an
+// absent value: only absent values take the API's defaults.
+type Policy struct {
+	DomainName      string `json:"DomainName"`
+	AppName         string `json:"AppName"`
+	StreamName      string `json:"StreamName"`
+	Protocol        string `json:"Protocol,omitempty"`
+	SegmentNum      *int   `json:"SegmentNum,omitempty"`
+	SegmentDuration *int   `json:"SegmentDuration,omitempty"`
+	PartDuration    *int   `json:"PartDuration,omitempty"`
+	IgnoreTranscode *bool  `json:"IgnoreTranscode,omitempty"`
+	// Delete asks for the config at Target to be absent.
+	Delete bool `json:"Delete,omitempty"`
+	// Warnings says what normalization changed that the user may not expect, such as a
+	// PartDuration dropped for a protocol that has no parts. Results carry it.
+	Warnings []string `json:"-"`
+}
+
+// Target returns the config's key.
+func (p Policy) Target() Target {
+	return Target{DomainName: p.DomainName, AppName: p.AppName, StreamName: p.StreamName}
+}
+
+// Document is a policy document (DESIGN §4). ID, when set, is the idempotency key of a direct
+// invocation.
+type Document struct {
+	ID       string   `json:"id,omitempty"`
+	Policies []Policy `json:"policies"`
+}
