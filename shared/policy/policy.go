@@ -33,15 +33,15 @@ type Config struct {
 // reads like the API page. Optional numbers are pointers so an explicit 0 is told apart from an
 // absent value: only absent values take the API's defaults.
 type Policy struct {
-	DomainName      string `json:"DomainName"`
-	AppName         string `json:"AppName"`
-	StreamName      string `json:"StreamName"`
-	Protocol        string `json:"Protocol,omitempty"`
-	SegmentNum      *int   `json:"SegmentNum,omitempty"`
-	SegmentDuration *int   `json:"SegmentDuration,omitempty"`
-	PartDuration    *int   `json:"PartDuration,omitempty"`
+	DomainName      string `json:"DomainName" validate:"required,max=255,domain"`
+	AppName         string `json:"AppName" validate:"required,max=255,livename"`
+	StreamName      string `json:"StreamName" validate:"required,max=255,livename"`
+	Protocol        string `json:"Protocol,omitempty" validate:"required_unless=Delete true,omitempty,oneof=HLS_CMAF LLHLS_TS LLHLS_CMAF DASH_CMAF HLSDASH_CMAF"`
+	SegmentNum      *int   `json:"SegmentNum,omitempty" validate:"omitempty,min=3,max=10"`
+	SegmentDuration *int   `json:"SegmentDuration,omitempty" validate:"omitempty,min=1,max=10"`
+	PartDuration    *int   `json:"PartDuration,omitempty" validate:"omitempty,min=100,max=1000"`
 	IgnoreTranscode *bool  `json:"IgnoreTranscode,omitempty"`
-	// Delete asks for the config at Target to be absent.
+	// Delete asks for the config at Target to be absent; it needs only the three names.
 	Delete bool `json:"Delete,omitempty"`
 	// Warnings says what normalization changed that the user may not expect, such as a
 	// PartDuration dropped for a protocol that has no parts. Results carry it.

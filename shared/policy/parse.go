@@ -1,0 +1,184 @@
+package policy
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Invalid is the error of a document that breaks a rule. It lists every broken rule, not just
+// the first, so one round trip fixes them all.
+type Invalid struct {
+	Errors []FieldError
+}
+
+func (e *Invalid) Error() string {
+	if len(e.Errors) == 1 {
+		return "invalid policy document: " + e.Errors[0].Message
+	}
+	return fmt.Sprintf("invalid policy document: %d errors, first: %s", len(e.Errors), e.Errors[0].Message)
+}
+
+// policyFields are the only keys a policy object may carry. Matching is exact: encoding/json
+// would accept "segmentnum" and silently take a misspelt key's neighbour, and a typo such as
+// "SegmentDurations" must fail, not fall back to a default.
+var policyFields = map[string]func(p *Policy, raw json.RawMessage) error{
+	"DomainName":      func(p *Policy, raw json.RawMessage) error { return json.Unmarshal(raw, &p.DomainName) },
+	"AppName":         func(p *Policy, raw json.RawMessage) error { return json.Unmarshal(raw, &p.AppName) },
+	"StreamName":      func(p *Policy, raw json.RawMessage) error { return json.Unmarshal(raw, &p.StreamName) },
+	"Protocol":        func(p *Policy, raw json.RawMessage) error { return json.Unmarshal(raw, &p.Protocol) },
+	"SegmentNum":      func(p *Policy, raw json.RawMessage) error { return json.Unmarshal(raw, &p.SegmentNum) },
+	"SegmentDuration": func(p *Policy, raw json.RawMessage) error { return json.Unmarshal(raw, &p.SegmentDuration) },
+	"PartDuration":    func(p *Policy, raw json.RawMessage) error { return json.Unmarshal(raw, &p.PartDuration) },
+	"IgnoreTranscode": func(p *Policy, raw json.RawMessage) error { return json.Unmarshal(raw, &p.IgnoreTranscode) },
+	"Delete":          func(p *Policy, raw json.RawMessage) error { return json.Unmarshal(raw, &p.Delete) },
+}
+
+// Parse decodes a policy document in any of its three shapes ({"policies": [...]}, one policy
+// object, or a bare array), normalizes every policy and validates the whole document. On
+// failure it returns the policies it could read together with an *Invalid listing every
+// error, so a caller can report each policy's fate; nothing of an invalid document is meant
+// to be applied.
+func Parse(data []byte) (Document, error) {
+	var doc Document
+	var errs []FieldError
+	trimmed := bytes.TrimSpace(data)
+	var raws []json.RawMessage
+	switch {
+	case len(trimmed) > 0 && trimmed[0] == '[':
+		if err := json.Unmarshal(trimmed, &raws); err != nil {
+			return doc, invalidJSON(err)
+		}
+	case len(trimmed) > 0 && trimmed[0] == '{':
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal(trimmed, &obj); err != nil {
+			return doc, invalidJSON(err)
+		}
+		if raw, ok := obj["id"]; ok {
+			delete(obj, "id")
+			if err := json.Unmarshal(raw, &doc.ID); err != nil || strings.TrimSpace(doc.ID) == "" {
+				errs = append(errs, fieldError(-1, "id", "type", string(raw), ""))
+			}
+			doc.ID = strings.TrimSpace(doc.ID)
+		}
+		if raw, ok := obj["policies"]; ok {
+			delete(obj, "policies")
+			if err := json.Unmarshal(raw, &raws); err != nil {
+				errs = append(errs, fieldError(-1, "policies", "type", string(raw), ""))
+			}
+			for _, k := range sortedKeys(obj) {
+				errs = append(errs, unknownField(-1, "document", k, "unknown top-level field"))
+			}
+		} else if len(obj) > 0 {
+			one, err := json.Marshal(obj)
+			if err != nil {
+				return doc, invalidJSON(err)
+			}
+			raws = []json.RawMessage{one}
+		}
+	default:
+		return doc, invalidJSON(errors.New("expected a JSON object or array"))
+	}
+	if len(raws) == 0 && len(errs) == 0 {
+		errs = append(errs, fieldError(-1, "policies", "required", nil, ""))
+	}
+	seen := make(map[Target]int, len(raws))
+	for i, raw := range raws {
+		p, perrs := decodePolicy(i, raw)
+		p = Normalize(p)
+		if len(perrs) == 0 {
+			perrs = Validate(i, p)
+		}
+		if first, dup := seen[p.Target()]; dup && len(perrs) == 0 {
+			perrs = append(perrs, fieldError(i, "DomainName", "unique", p.Target().String(),
+				fmt.Sprintf("policy %d has the same DomainName/AppName/StreamName", first)))
+		} else if !dup {
+			seen[p.Target()] = i
+		}
+		errs = append(errs, perrs...)
+		doc.Policies = append(doc.Policies, p)
+	}
+	if len(errs) > 0 {
+		return doc, &Invalid{Errors: errs}
+	}
+	return doc, nil
+}
+
+// decodePolicy reads one policy object key by key, so that every unknown key and every wrong
+// type is reported, not only the first one the decoder meets.
+func decodePolicy(index int, raw json.RawMessage) (Policy, []FieldError) {
+	var p Policy
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
+		return p, []FieldError{fieldError(index, "policy", "type", string(raw), "")}
+	}
+	var errs []FieldError
+	for k, v := range obj {
+		set, ok := policyFields[k]
+		if !ok {
+			detail := "unknown field"
+			for _, known := range sortedKeys(policyFields) {
+				if k != "" && (strings.EqualFold(known, k) || strings.HasPrefix(k, known) || strings.HasPrefix(known, k)) {
+					detail = "unknown field; did you mean " + known + "?"
+					break
+				}
+			}
+			errs = append(errs, unknownField(index, "policy", k, detail))
+			continue
+		}
+		if bytes.Equal(bytes.TrimSpace(v), []byte("null")) {
+			continue
+		}
+		if err := set(&p, v); err != nil {
+			errs = append(errs, fieldError(index, k, "type", string(v), ""))
+		}
+	}
+	// Map order is random; report in field order so the same input gives the same output.
+	sortErrors(errs)
+	return p, errs
+}
+
+var fieldOrder = map[string]int{"DomainName": 0, "AppName": 1, "StreamName": 2, "Protocol": 3,
+	"SegmentNum": 4, "SegmentDuration": 5, "PartDuration": 6, "IgnoreTranscode": 7, "Delete": 8}
+
+func sortErrors(errs []FieldError) {
+	rank := func(f string) int {
+		if r, ok := fieldOrder[f]; ok {
+			return r
+		}
+		return 100
+	}
+	for i := 1; i < len(errs); i++ {
+		for j := i; j > 0; j-- {
+			a, b := errs[j-1], errs[j]
+			if rank(a.Field) < rank(b.Field) || rank(a.Field) == rank(b.Field) && a.Field <= b.Field {
+				break
+			}
+			errs[j-1], errs[j] = b, a
+		}
+	}
+}
+
+// unknownField reports a key the document may not carry, under the key's own name.
+func unknownField(index int, scope, key, detail string) FieldError {
+	fe := fieldError(index, scope, "unknown", key, detail)
+	fe.Field = key
+	fe.Message = fmt.Sprintf("%s: %s (%s); accepted: %s", key, fe.Code, detail, fe.Accepted)
+	return fe
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func invalidJSON(err error) error {
+	return &Invalid{Errors: []FieldError{fieldError(-1, "document", "json", nil, err.Error())}}
+}
