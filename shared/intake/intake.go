@@ -224,7 +224,9 @@ func customDomain(data json.RawMessage) (string, error) {
 	return domainName(d.DomainName), nil
 }
 
-func domainName(s string) string { return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(s)), ".") }
+func domainName(s string) string {
+	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(s)), ".")
+}
 
 func awsEvent(env map[string]json.RawMessage, str func(string) string) (Request, error) {
 	id, dt := str("id"), str("detail-type")
