@@ -1,3 +1,7 @@
+// Package notify builds livepack's restart-ingest notices (CloudEvents 1.0, structured JSON;
+// DESIGN §8) and delivers them to the configured sinks: stdout, a generic webhook signed per
+// Standard Webhooks, or a DingTalk robot. A notice's id is derived from the change it reports,
+// so the same change always yields the same id and a receiver can deduplicate on it.
 package notify
 
 import (
