@@ -53,8 +53,11 @@ type PendingNotice struct {
 // process that shares the store.
 type Store interface {
 	// Acquire takes the key's lease until leaseUntil, in one atomic step:
-	//   - no record, or an expired one (ExpiresAt past; or InProgress with its lease past):
-	//     a new InProgress record is written; Acquire returns (nil, nil).
+	//   - no record, or an expired one (ExpiresAt past): a new InProgress record is written;
+	//     Acquire returns (nil, nil).
+	//   - InProgress whose lease has lapsed (its worker crashed or timed out): the lease is
+	//     taken over (the record keeps its Pending) and the previous record is returned, so the
+	//     new holder learns which notices the crashed run had planned.
 	//   - a record with another PayloadHash: ErrPayloadMismatch (checked on every path).
 	//   - a live lease (LeaseUntil in the future, any status but Completed): ErrInProgress.
 	//   - Applied with no live lease: the lease is taken and the record returned, so its
@@ -69,4 +72,70 @@ type Store interface {
 	// deliver.
 	Pending(ctx context.Context) ([]Record, error)
 	Close() error
+}
+
+// Lease and retention periods.
+const (
+	// leaseGrace outlasts the deadline a little: the platform may still be delivering the
+	// invocation's answer when the deadline passes.
+	leaseGrace = time.Second
+	// shortLease is the lease of an invocation with no time left, or with no deadline known
+	// beyond a generous bound: long enough to finish its writes, short enough that a retry is
+	// never blocked for long.
+	shortLease   = 10 * time.Second
+	noDeadline   = 5 * time.Minute
+	completedTTL = 24 * time.Hour
+	// appliedTTL keeps an undelivered notice long after any retry policy gives up, so it is
+	// delivered by a later invocation rather than silently dropped.
+	appliedTTL = 7 * 24 * time.Hour
+)
+
+// LeaseUntil returns the lease end for an invocation with the given deadline (ok false: none),
+// as Powertools does: the lease follows the remaining time, so a crashed or timed-out run
+// blocks retries only until its own deadline.
+func LeaseUntil(now, deadline time.Time, ok bool) time.Time {
+	switch {
+	case !ok:
+		return now.Add(noDeadline)
+	case deadline.After(now):
+		return deadline.Add(leaseGrace)
+	default:
+		return now.Add(shortLease)
+	}
+}
+
+// withExpiry fills a zero ExpiresAt: completed results are kept for replay, applied records
+// until their notices go out.
+func withExpiry(rec Record, now time.Time) Record {
+	if rec.ExpiresAt.IsZero() {
+		if rec.Status == Completed {
+			rec.ExpiresAt = now.Add(completedTTL)
+		} else {
+			rec.ExpiresAt = now.Add(appliedTTL)
+		}
+	}
+	return rec
+}
+
+// decide is the Acquire rule shared by the stores that run it in Go (memory, file); the Redis
+// store runs the same rule in Lua. It returns the record to write (nil: none) and the answer.
+func decide(cur *Record, key, hash string, leaseUntil, now time.Time) (write *Record, out *Record, err error) {
+	if cur == nil || (!cur.ExpiresAt.IsZero() && !cur.ExpiresAt.After(now)) {
+		rec := withExpiry(Record{Key: key, Status: InProgress, PayloadHash: hash, LeaseUntil: leaseUntil}, now)
+		return &rec, nil, nil
+	}
+	if cur.PayloadHash != hash {
+		return nil, nil, ErrPayloadMismatch
+	}
+	if cur.Status == Completed {
+		c := *cur
+		return nil, &c, nil
+	}
+	if cur.LeaseUntil.After(now) {
+		return nil, nil, ErrInProgress
+	}
+	prev := *cur
+	next := *cur
+	next.LeaseUntil = leaseUntil
+	return &next, &prev, nil
 }
