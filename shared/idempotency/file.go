@@ -10,6 +10,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 var bucket = []byte("idempotency")
@@ -28,7 +29,7 @@ func NewFile(path string) (*File, error) {
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("idempotency: file store %s is locked by another livepack process: %w", path, err)
 		}
 		return nil, fmt.Errorf("idempotency: file store %s: %w", path, err)

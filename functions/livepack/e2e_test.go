@@ -1,0 +1,225 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/livepack/livepack/shared/emulator"
+	"github.com/livepack/livepack/shared/fcharness"
+	"github.com/livepack/livepack/shared/lambdarie"
+	"github.com/livepack/livepack/shared/webhooksig"
+)
+
+const (
+	webhookSecret = "whsec_ZTJlLXdlYmhvb2stc2VjcmV0LWZvci10ZXN0cy0wMTIzNDU="
+	notifySecret  = "whsec_ZTJlLW5vdGlmeS1zZWNyZXQtZm9yLXRlc3RzLTAxMjM0NQ=="
+)
+
+var bootstrap string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "livepack-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bootstrap = filepath.Join(dir, "bootstrap")
+	build := exec.Command("go", "build", "-tags", "lambda.norpc", "-o", bootstrap, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building bootstrap: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// sample is one events/ file and what handling it must show. The order matters: later
+// samples see the configs earlier ones made.
+type sample struct {
+	file    string
+	trigger string
+	status  int    // webhook envelopes: the HTTP status
+	outcome string // the first policy's outcome; "" when there is none to check
+}
+
+var samples = []sample{
+	{"domain-created.json", "domain-created", 0, "created"},
+	{"fc-http-webhook.json", "cms-webhook", 200, "created"},
+	{"lambda-url-webhook.json", "cms-webhook", 200, "created"},
+	{"domain-created-ingest.json", "domain-created", 0, "skipped"},
+	{"cloudevent-domain-created.json", "domain-created", 0, "created"},
+	{"aws-policies.json", "policy-bus", 0, "created"},
+	{"cloudevent-policies.json", "policy-bus", 0, "created"},
+	{"policies.json", "direct", 0, "updated"},
+	{"policies-invalid.json", "direct", 0, "invalid"},
+	{"default-policies.json", "direct", 0, "failed"},
+	{"fc-timer-report.json", "schedule", 0, ""},
+	{"scheduler-enforce.json", "schedule", 0, ""},
+	{"aws-scheduled-event.json", "schedule", 0, ""},
+}
+
+// load reads a sample; webhook samples are signed now, as a CMS would sign them.
+func load(t *testing.T, name string) []byte {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("../../events", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var env map[string]any
+	if err := json.Unmarshal(raw, &env); err != nil {
+		return raw
+	}
+	headers, ok := env["headers"].(map[string]any)
+	body, _ := env["body"].(string)
+	if !ok {
+		return raw
+	}
+	id, _ := headers["webhook-id"].(string)
+	h, err := webhooksig.Sign(webhookSecret, id, time.Now(), []byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range h {
+		headers[strings.ToLower(k)] = h.Get(k)
+	}
+	out, _ := json.Marshal(env)
+	return out
+}
+
+func functionEnv(t *testing.T) []string { return envFor(t) }
+
+func benchEnv(b *testing.B) []string { return envFor(b) }
+
+// envFor starts an emulator for one test's function and returns the function's environment.
+func envFor(t testing.TB) []string {
+	srv := httptest.NewServer(emulator.New(emulator.Options{Seed: emulator.DefaultSeed()}))
+	t.Cleanup(srv.Close)
+	policies, _ := filepath.Abs("../../events/default-policies.json")
+	return []string{
+		"LIVEPACK_ENDPOINT=" + srv.URL,
+		"LIVEPACK_POLICIES=" + policies,
+		"LIVEPACK_WEBHOOK_SECRET=" + webhookSecret,
+		"LIVEPACK_NOTIFY_SECRET=" + notifySecret,
+		"LIVEPACK_STATE=memory",
+		"ALIBABA_CLOUD_ACCESS_KEY_ID=" + emulator.AccessKeyID,
+		"ALIBABA_CLOUD_ACCESS_KEY_SECRET=" + emulator.AccessKeySecret,
+		"ALIBABA_CLOUD_ECS_METADATA_DISABLED=true",
+		"HOME=" + t.TempDir(),
+	}
+}
+
+// check asserts one answer: a result document (or, for webhooks, the HTTP response carrying
+// one) with the expected trigger and first outcome.
+func check(t *testing.T, s sample, answer []byte) {
+	t.Helper()
+	var env struct {
+		ErrorMessage string `json:"errorMessage"`
+		StatusCode   int    `json:"statusCode"`
+		Body         string `json:"body"`
+	}
+	if err := json.Unmarshal(answer, &env); err != nil {
+		t.Fatalf("%s: answer is not JSON: %s", s.file, answer)
+	}
+	if env.ErrorMessage != "" {
+		t.Fatalf("%s: handler error: %s", s.file, env.ErrorMessage)
+	}
+	doc := answer
+	if s.status != 0 {
+		if env.StatusCode != s.status {
+			t.Fatalf("%s: status %d, want %d: %s", s.file, env.StatusCode, s.status, env.Body)
+		}
+		doc = []byte(env.Body)
+	}
+	var res struct {
+		Trigger string `json:"trigger"`
+		Results []struct {
+			Outcome string `json:"outcome"`
+			Reason  string `json:"reason"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal(doc, &res); err != nil {
+		t.Fatalf("%s: result is not JSON: %s", s.file, doc)
+	}
+	if res.Trigger != s.trigger {
+		t.Fatalf("%s: trigger %q, want %q: %s", s.file, res.Trigger, s.trigger, doc)
+	}
+	if s.outcome != "" && (len(res.Results) == 0 || res.Results[0].Outcome != s.outcome) {
+		t.Fatalf("%s: want first outcome %q: %s", s.file, s.outcome, doc)
+	}
+}
+
+// noSecrets fails when any secret shows up in what the function logged.
+func noSecrets(t *testing.T, logs string) {
+	t.Helper()
+	for _, secret := range []string{webhookSecret, notifySecret, emulator.AccessKeySecret,
+		strings.TrimPrefix(webhookSecret, "whsec_"), strings.TrimPrefix(notifySecret, "whsec_")} {
+		if strings.Contains(logs, secret) {
+			t.Fatalf("a secret appears in the function's logs")
+		}
+	}
+	if logs == "" {
+		t.Fatal("the function logged nothing: the scan proves nothing")
+	}
+}
+
+func TestLambdaRuntime(t *testing.T) {
+	rie := lambdarie.Start(t, bootstrap, functionEnv(t))
+	for _, s := range samples {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		out, err := rie.Invoke(ctx, load(t, s.file), lambdarie.WithRequestID("req-"+s.file))
+		cancel()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", s.file, err, rie.Logs())
+		}
+		check(t, s, out)
+	}
+	logs := rie.Logs()
+	if !strings.Contains(logs, `"requestId":"req-domain-created.json"`) {
+		t.Errorf("log lines do not carry the Lambda request id:\n%s", logs)
+	}
+	noSecrets(t, logs)
+}
+
+func TestFunctionComputeRuntime(t *testing.T) {
+	h := fcharness.Start(t, bootstrap, functionEnv(t))
+	for _, s := range samples {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		out, isErr, err := h.Invoke(ctx, load(t, s.file), fcharness.WithRequestID("fc-"+s.file),
+			fcharness.WithCredentials(emulator.AccessKeyID, emulator.AccessKeySecret, ""))
+		cancel()
+		if err != nil || isErr {
+			t.Fatalf("%s: err %v, error answer %v: %s\n%s", s.file, err, isErr, out, h.Logs())
+		}
+		check(t, s, out)
+	}
+	logs := h.Logs()
+	if !strings.Contains(logs, `"requestId":"fc-domain-created.json"`) {
+		t.Errorf("log lines do not carry the FC request id:\n%s", logs)
+	}
+	noSecrets(t, logs)
+}
+
+// TestStartRejectsBadConfig: a bad variable stops the function at start with one line naming it.
+func TestStartRejectsBadConfig(t *testing.T) {
+	cmd := exec.Command(bootstrap)
+	cmd.Env = []string{"AWS_LAMBDA_RUNTIME_API=127.0.0.1:1", "LIVEPACK_RATE=1000", "LIVEPACK_STATE=ftp://x", "HOME=" + t.TempDir()}
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+		t.Fatalf("exit %v, want 2: %s", err, out)
+	}
+	for _, v := range []string{"LIVEPACK_RATE", "LIVEPACK_STATE"} {
+		if !strings.Contains(string(out), v) {
+			t.Errorf("output does not name %s: %s", v, out)
+		}
+	}
+}

@@ -1,0 +1,414 @@
+package apply
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/livepack/livepack/shared/idempotency"
+	"github.com/livepack/livepack/shared/liveapi"
+	"github.com/livepack/livepack/shared/notify"
+	"github.com/livepack/livepack/shared/policy"
+	"github.com/livepack/livepack/shared/quota"
+)
+
+// Play and ingest domain types (DescribeLiveDomainDetail's LiveDomainType).
+const (
+	playDomain   = "liveVideo"
+	ingestDomain = "liveEdge"
+)
+
+// session is one invocation's view of the API: each domain's detail, configs and online
+// streams are read at most once, and the notices it owes are collected.
+type session struct {
+	e       *Engine
+	key     string
+	hash    string
+	log     *slog.Logger
+	domains map[string]*domainInfo
+	// planned are the notices a crashed run had planned (taken over with its lease).
+	planned []idempotency.PendingNotice
+	// notices are the notices for changes this run made, in order.
+	notices []idempotency.PendingNotice
+	calls   int
+}
+
+type domainInfo struct {
+	d liveapi.Domain
+	// detailed: d came from DescribeLiveDomainDetail (DescribeLiveUserDomains has no Scope).
+	detailed bool
+	err      error
+	configs  map[[2]string]liveapi.PackageConfig
+	cfgErr   error
+	online   []liveapi.Stream
+	onErr    error
+	onDone   bool
+}
+
+// domain looks the domain up once per invocation.
+func (s *session) domain(ctx context.Context, name string) *domainInfo {
+	if di, ok := s.domains[name]; ok {
+		return di
+	}
+	di := &domainInfo{detailed: true}
+	s.calls++
+	di.d, di.err = s.e.api.DescribeDomain(ctx, name)
+	if di.err == nil && di.d.LiveDomainType == playDomain && di.d.DomainStatus == "configuring" {
+		di.err = errConfiguring
+	}
+	s.domains[name] = di
+	return di
+}
+
+// errConfiguring: a domain just added needs minutes of configuration before it takes configs.
+var errConfiguring = errors.New("domain is still configuring; retry later")
+
+// loadConfigs reads every page of the domain's configs; fresh forces a new read (after a
+// concurrent writer showed up).
+func (s *session) loadConfigs(ctx context.Context, name string, di *domainInfo, fresh bool) error {
+	if di.configs != nil && !fresh {
+		return nil
+	}
+	s.calls++
+	cs, err := s.e.api.DescribePackageConfigs(ctx, name)
+	if err != nil {
+		di.cfgErr = err
+		return err
+	}
+	di.configs = make(map[[2]string]liveapi.PackageConfig, len(cs))
+	for _, c := range cs {
+		di.configs[[2]string{c.AppName, c.StreamName}] = c
+	}
+	return nil
+}
+
+func (s *session) onlineStreams(ctx context.Context, name string, di *domainInfo) []liveapi.Stream {
+	if !di.onDone {
+		s.calls++
+		di.online, di.onErr = s.e.api.OnlineStreams(ctx, name)
+		di.onDone = true
+		if di.onErr != nil {
+			s.log.Warn("listing online streams failed; the notice lists none", "domain", name, "err", di.onErr)
+		}
+	}
+	return di.online
+}
+
+// step is one policy's plan.
+type step struct {
+	p       policy.Policy
+	outcome string // Created, Updated, Deleted or Unchanged
+	current *policy.Config
+}
+
+// plan compares one policy with the domain's current configs.
+func plan(p policy.Policy, di *domainInfo) step {
+	st := step{p: p}
+	if c, ok := di.configs[[2]string{p.AppName, p.StreamName}]; ok {
+		cur := configOf(c)
+		st.current = &cur
+	}
+	switch {
+	case p.Delete && st.current == nil:
+		st.outcome = Unchanged
+	case p.Delete:
+		st.outcome = Deleted
+	case st.current == nil:
+		st.outcome = Created
+	case *st.current == p.Config():
+		st.outcome = Unchanged
+	default:
+		st.outcome = Updated
+	}
+	return st
+}
+
+func configOf(c liveapi.PackageConfig) policy.Config {
+	cfg := policy.Config{Protocol: c.Protocol, SegmentNum: c.SegmentNum, SegmentDuration: c.SegmentDuration,
+		PartDuration: c.PartDuration, IgnoreTranscode: c.IgnoreTranscode}
+	if !strings.HasPrefix(c.Protocol, "LLHLS_") {
+		cfg.PartDuration = 0
+	}
+	return cfg
+}
+
+func packageConfig(p policy.Policy) liveapi.PackageConfig {
+	c := p.Config()
+	return liveapi.PackageConfig{DomainName: p.DomainName, AppName: p.AppName, StreamName: p.StreamName,
+		Protocol: c.Protocol, SegmentNum: c.SegmentNum, SegmentDuration: c.SegmentDuration,
+		PartDuration: c.PartDuration, IgnoreTranscode: c.IgnoreTranscode}
+}
+
+// applyPolicies plans and (unless report) applies each policy, appending one PolicyResult per
+// policy. It returns an error wrapping ErrRetryLater when any policy failed for a reason that a
+// later delivery can fix.
+func (s *session) applyPolicies(ctx context.Context, res *Result, ps []policy.Policy, report bool) error {
+	var retry []error
+	for _, p := range ps {
+		pr, err := s.applyOne(ctx, p, report)
+		res.Results = append(res.Results, pr)
+		if err != nil {
+			retry = append(retry, err)
+		}
+	}
+	if len(retry) > 0 {
+		return fmt.Errorf("%w: %w", ErrRetryLater, errors.Join(retry...))
+	}
+	return nil
+}
+
+// applyOne plans and applies one policy. The error it returns is the cause of a retryable
+// failure; terminal failures are reported in the PolicyResult only.
+func (s *session) applyOne(ctx context.Context, p policy.Policy, report bool) (PolicyResult, error) {
+	pr := PolicyResult{DomainName: p.DomainName, AppName: p.AppName, StreamName: p.StreamName,
+		Errors: []policy.FieldError{}, Warnings: p.Warnings}
+	if !p.Delete {
+		c := p.Config()
+		pr.Config = &c
+	}
+	fail := func(err error) (PolicyResult, error) {
+		pr.Outcome, pr.Reason, pr.Errors = Failed, reasonFor(err), apiFieldErrors(err)
+		if retryable(err) {
+			return pr, err
+		}
+		return pr, nil
+	}
+	if policy.IsGlob(p.DomainName) {
+		pr.Outcome = Failed
+		pr.Reason = "DomainName " + p.DomainName + " is a pattern: patterns apply only to default policies (LIVEPACK_POLICIES); name one play domain"
+		return pr, nil
+	}
+	di := s.domain(ctx, p.DomainName)
+	if di.err != nil {
+		return fail(di.err)
+	}
+	if di.d.LiveDomainType != playDomain {
+		pr.Outcome = Skipped
+		pr.Reason = fmt.Sprintf("%s is an ingest domain (%s): packaging is configured on play domains", p.DomainName, di.d.LiveDomainType)
+		if di.d.LiveDomainType != ingestDomain {
+			pr.Reason = fmt.Sprintf("%s has LiveDomainType %q, not a play domain (%s)", p.DomainName, di.d.LiveDomainType, playDomain)
+		}
+		return pr, nil
+	}
+	if err := s.loadConfigs(ctx, p.DomainName, di, false); err != nil {
+		return fail(err)
+	}
+	st := plan(p, di)
+	pr.Previous = st.current
+	if st.outcome == Unchanged {
+		pr.Outcome = Unchanged
+		if p.Delete {
+			pr.Reason = "no config to delete"
+		}
+		return pr, nil
+	}
+	if report {
+		pr.Outcome, pr.Drift = Skipped, driftWord(st.outcome)
+		pr.Reason = "report mode: enforce would " + pr.Drift + " this config"
+		return pr, nil
+	}
+	for attempt := 0; ; attempt++ {
+		s.recordPlanned(ctx, st, di)
+		err := s.write(ctx, st)
+		if err == nil {
+			break
+		}
+		// A concurrent writer changed the config between Describe and the write: read it
+		// again and plan once more instead of failing.
+		if attempt == 0 && (errors.Is(err, liveapi.ErrConfigExists) || (st.outcome != Created && errors.Is(err, liveapi.ErrNotFound))) {
+			if lerr := s.loadConfigs(ctx, p.DomainName, di, true); lerr != nil {
+				return fail(lerr)
+			}
+			st = plan(p, di)
+			pr.Previous = st.current
+			if st.outcome == Unchanged {
+				pr.Outcome = Unchanged
+				pr.Reason = "a concurrent writer already applied this config"
+				return pr, nil
+			}
+			continue
+		}
+		return fail(err)
+	}
+	pr.Outcome = st.outcome
+	s.applied(ctx, st, di)
+	return pr, nil
+}
+
+func driftWord(outcome string) string {
+	switch outcome {
+	case Created:
+		return "create"
+	case Updated:
+		return "update"
+	default:
+		return "delete"
+	}
+}
+
+func (s *session) write(ctx context.Context, st step) error {
+	s.calls++
+	p := st.p
+	switch st.outcome {
+	case Created:
+		return s.e.api.AddPackageConfig(ctx, packageConfig(p))
+	case Updated:
+		return s.e.api.UpdatePackageConfig(ctx, packageConfig(p))
+	default:
+		return s.e.api.DeletePackageConfig(ctx, p.DomainName, p.AppName, p.StreamName)
+	}
+}
+
+// change builds the notice for a step.
+func (s *session) change(ctx context.Context, st step, di *domainInfo) (notify.Notice, error) {
+	if !di.detailed {
+		s.calls++
+		if d, err := s.e.api.DescribeDomain(ctx, st.p.DomainName); err == nil {
+			di.d.Scope = d.Scope
+		} else {
+			s.log.Warn("reading the domain's scope failed", "domain", st.p.DomainName, "err", err)
+		}
+		di.detailed = true
+	}
+	ch := notify.Change{Target: st.p.Target(), Outcome: st.outcome, Previous: st.current,
+		At: s.e.now().UTC(), Scope: di.d.Scope, TriggerKey: s.key}
+	if st.outcome != Deleted {
+		c := st.p.Config()
+		ch.Config = &c
+	}
+	for _, o := range s.onlineStreams(ctx, st.p.DomainName, di) {
+		ch.Online = append(ch.Online, notify.Stream{AppName: o.AppName, StreamName: o.StreamName, PublishURL: o.PublishURL})
+	}
+	return notify.Build(ch)
+}
+
+// recordPlanned writes the notice a step will owe into the key's record before the write, so
+// that a run that crashes right after the write still has its notice delivered by the retry.
+func (s *session) recordPlanned(ctx context.Context, st step, di *domainInfo) {
+	n, err := s.change(ctx, st, di)
+	if err != nil {
+		s.log.Error("building a notice failed", "target", st.p.Target().String(), "err", err)
+		return
+	}
+	pending := append(append([]idempotency.PendingNotice{}, s.notices...),
+		idempotency.PendingNotice{ID: n.ID, Event: n.JSON, Sinks: s.e.sinkNames()})
+	pending = append(pending, s.planned...)
+	deadline, ok := ctx.Deadline()
+	rec := idempotency.Record{Key: s.key, Status: idempotency.InProgress, PayloadHash: s.hash,
+		LeaseUntil: idempotency.LeaseUntil(s.e.now(), deadline, ok), Pending: pending}
+	if err := s.e.store.Put(ctx, rec); err != nil {
+		s.log.Warn("recording a planned notice failed", "err", err)
+	}
+}
+
+// applied records that a step's write succeeded: its notice is owed.
+func (s *session) applied(ctx context.Context, st step, di *domainInfo) {
+	n, err := s.change(ctx, st, di)
+	if err != nil {
+		s.log.Error("building a notice failed", "target", st.p.Target().String(), "err", err)
+		return
+	}
+	s.notices = append(s.notices, idempotency.PendingNotice{ID: n.ID, Event: n.JSON, Sinks: s.e.sinkNames()})
+}
+
+// owed returns the notices to deliver: this run's, plus those a crashed run planned whose
+// change is now in place (its write happened before the crash). Ids are deterministic per
+// change, so a change redone by this run is not notified twice.
+func (s *session) owed() []idempotency.PendingNotice {
+	out := append([]idempotency.PendingNotice{}, s.notices...)
+	seen := map[string]bool{}
+	for _, n := range out {
+		seen[n.ID] = true
+	}
+	for _, pn := range s.planned {
+		if seen[pn.ID] {
+			continue
+		}
+		if s.inPlace(pn) {
+			seen[pn.ID] = true
+			out = append(out, pn)
+		} else {
+			s.log.Info("a planned notice of a crashed run is not owed: its change is not in place", "notice", pn.ID)
+		}
+	}
+	return out
+}
+
+// inPlace reports whether the API now shows the change a planned notice describes. Only
+// domains this run read are checked; the others are not known to have changed.
+func (s *session) inPlace(pn idempotency.PendingNotice) bool {
+	var ev struct {
+		Data struct {
+			DomainName, AppName, StreamName string
+			Outcome                         string         `json:"outcome"`
+			Config                          *policy.Config `json:"config"`
+		} `json:"data"`
+	}
+	if json.Unmarshal(pn.Event, &ev) != nil {
+		return false
+	}
+	d := ev.Data
+	di, ok := s.domains[d.DomainName]
+	if !ok || di.configs == nil {
+		return false
+	}
+	c, exists := di.configs[[2]string{d.AppName, d.StreamName}]
+	if d.Outcome == Deleted {
+		return !exists
+	}
+	return exists && d.Config != nil && configOf(c) == *d.Config
+}
+
+// retryable reports whether a later delivery of the same event may succeed.
+func retryable(err error) bool {
+	return errors.Is(err, errConfiguring) || errors.Is(err, quota.ErrExhausted) ||
+		errors.Is(err, context.DeadlineExceeded) || liveapi.IsRetryable(err)
+}
+
+func reasonFor(err error) string {
+	var ae *liveapi.Error
+	switch {
+	case errors.Is(err, errConfiguring):
+		return err.Error()
+	case errors.Is(err, liveapi.ErrNotFound) && errors.As(err, &ae) && strings.HasPrefix(ae.Code, "InvalidDomain"):
+		return "domain not found: " + err.Error()
+	case errors.Is(err, quota.ErrExhausted):
+		return "API quota exhausted before the deadline; retry later"
+	}
+	return err.Error()
+}
+
+// apiFieldErrors names the API's code for an error the API returned.
+func apiFieldErrors(err error) []policy.FieldError {
+	var ae *liveapi.Error
+	if errors.As(err, &ae) && ae.Code != "" {
+		return []policy.FieldError{{Index: -1, Code: ae.Code, Message: ae.Message}}
+	}
+	return []policy.FieldError{}
+}
+
+func dedupe(ps []policy.Policy) []policy.Policy {
+	seen := map[policy.Target]bool{}
+	out := ps[:0:0]
+	for _, p := range ps {
+		if !seen[p.Target()] {
+			seen[p.Target()] = true
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func hashStrings(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}

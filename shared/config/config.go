@@ -1,0 +1,214 @@
+// Package config provides livepack's configuration, read once from the environment at start
+// and checked there, so that a bad value fails with one clear line naming the variable instead
+// of surfacing mid-invocation.
+//
+// See DESIGN §3 in the project's reference notes and README.md for every variable.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/livepack/livepack/shared/policy"
+	"github.com/livepack/livepack/shared/webhooksig"
+)
+
+// Host is where the binary runs.
+type Host string
+
+// Hosts.
+const (
+	CLI    Host = "cli"
+	FC     Host = "fc"
+	Lambda Host = "lambda"
+)
+
+// DefaultEndpoint is the Live OpenAPI's public endpoint, the cloud hosts' default.
+const DefaultEndpoint = "live.aliyuncs.com"
+
+// AccountQuota is the Live API's documented per-account limit, in calls per minute.
+const AccountQuota = 300
+
+// Config is the validated configuration.
+type Config struct {
+	Host Host
+	// Endpoint is the Live OpenAPI endpoint; empty on the CLI means the embedded emulator.
+	Endpoint string
+	Region   string
+	// Defaults are the normalized default policies (LIVEPACK_POLICIES).
+	Defaults []policy.Policy
+	// WebhookSecrets verifies the CMS webhook; nil refuses every request.
+	WebhookSecrets *webhooksig.Verifier
+	// Notify is the comma-separated sink list; NotifySecret signs generic webhook notices.
+	Notify       string
+	NotifySecret string
+	// State is the idempotency store spec; StateWarning is set when the default is a
+	// per-instance memory store that cannot deduplicate across instances.
+	State        string
+	StateWarning string
+	// Rate is the Live API calls per minute this deployment may spend.
+	Rate int
+}
+
+// HostFromEnv picks the host the way the runtimes decide whether they are hosted: each SDK
+// exits fatally when its variable is missing, so the choice must come first.
+func HostFromEnv(getenv func(string) string) Host {
+	switch {
+	case getenv("FC_RUNTIME_API") != "":
+		return FC
+	case getenv("AWS_LAMBDA_RUNTIME_API") != "":
+		return Lambda
+	default:
+		return CLI
+	}
+}
+
+// FromEnv reads and checks every variable. It returns every problem found, one error per
+// variable, each naming it.
+func FromEnv(host Host, getenv func(string) string) (Config, error) {
+	c := Config{Host: host}
+	var errs []error
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
+	}
+
+	c.Endpoint = strings.TrimSpace(getenv("LIVEPACK_ENDPOINT"))
+	if c.Endpoint == "" && host != CLI {
+		c.Endpoint = DefaultEndpoint
+	}
+	if c.Endpoint != "" {
+		if err := checkEndpoint(c.Endpoint); err != nil {
+			bad("LIVEPACK_ENDPOINT", "%v", err)
+		}
+	}
+
+	c.Region = strings.TrimSpace(getenv("LIVEPACK_REGION"))
+	if c.Region == "" {
+		c.Region = "cn-shanghai"
+	} else if !regionOK(c.Region) {
+		bad("LIVEPACK_REGION", "want a region id such as cn-shanghai, got %q", c.Region)
+	}
+
+	if v := strings.TrimSpace(getenv("LIVEPACK_POLICIES")); v != "" {
+		ps, err := loadPolicies(v)
+		if err != nil {
+			bad("LIVEPACK_POLICIES", "%v", err)
+		}
+		c.Defaults = ps
+	}
+
+	if v := strings.TrimSpace(getenv("LIVEPACK_WEBHOOK_SECRET")); v != "" {
+		ver, err := webhooksig.NewVerifier(v)
+		if err != nil {
+			bad("LIVEPACK_WEBHOOK_SECRET", "%v", err)
+		}
+		c.WebhookSecrets = ver
+	}
+
+	c.Notify = strings.TrimSpace(getenv("LIVEPACK_NOTIFY"))
+	if c.Notify == "" && host == CLI {
+		c.Notify = "stdout"
+	}
+	c.NotifySecret = strings.TrimSpace(getenv("LIVEPACK_NOTIFY_SECRET"))
+	if c.NotifySecret != "" {
+		if _, err := webhooksig.NewVerifier(c.NotifySecret); err != nil {
+			bad("LIVEPACK_NOTIFY_SECRET", "%v", err)
+		}
+	}
+
+	c.State = strings.TrimSpace(getenv("LIVEPACK_STATE"))
+	if c.State == "" {
+		if host == CLI {
+			dir, err := os.UserCacheDir()
+			if err != nil {
+				dir = os.TempDir()
+			}
+			c.State = "file:" + filepath.Join(dir, "livepack", "state.db")
+		} else {
+			c.State = "memory"
+			c.StateWarning = "LIVEPACK_STATE is unset: idempotency records live in this instance's memory only; set redis://HOST:PORT/DB to deduplicate across instances"
+		}
+	} else if err := checkState(c.State); err != nil {
+		bad("LIVEPACK_STATE", "%v", err)
+	}
+
+	c.Rate = 250
+	if v := strings.TrimSpace(getenv("LIVEPACK_RATE")); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > AccountQuota {
+			bad("LIVEPACK_RATE", "want calls per minute from 1 to %d (the account quota), got %q", AccountQuota, v)
+		} else {
+			c.Rate = n
+		}
+	}
+	return c, errors.Join(errs...)
+}
+
+func checkEndpoint(v string) error {
+	if strings.Contains(v, "://") {
+		u, err := url.Parse(v)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			return fmt.Errorf("want a host such as live.aliyuncs.com or http://HOST:PORT, got %q", v)
+		}
+		return nil
+	}
+	if strings.ContainsAny(v, "/ ?#@") {
+		return fmt.Errorf("want a host such as live.aliyuncs.com or http://HOST:PORT, got %q", v)
+	}
+	return nil
+}
+
+func regionOK(r string) bool {
+	for _, ch := range r {
+		if !(ch >= 'a' && ch <= 'z' || ch >= '0' && ch <= '9' || ch == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func checkState(v string) error {
+	switch {
+	case v == "memory":
+		return nil
+	case strings.HasPrefix(v, "file:") && len(v) > len("file:"):
+		return nil
+	case strings.HasPrefix(v, "redis://") || strings.HasPrefix(v, "rediss://"):
+		if _, err := url.Parse(v); err != nil {
+			return errors.New("not a valid redis:// URL")
+		}
+		return nil
+	}
+	return fmt.Errorf("want memory, file:PATH or redis://HOST:PORT/DB, got %q", redact(v))
+}
+
+// redact hides a password in a URL-like value.
+func redact(v string) string {
+	if u, err := url.Parse(v); err == nil && u.User != nil {
+		u.User = url.User(u.User.Username())
+		return u.String()
+	}
+	return v
+}
+
+// loadPolicies reads LIVEPACK_POLICIES: inline JSON when it starts like JSON, else a path.
+func loadPolicies(v string) ([]policy.Policy, error) {
+	data := []byte(v)
+	if !strings.HasPrefix(v, "{") && !strings.HasPrefix(v, "[") {
+		b, err := os.ReadFile(v)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", v, err)
+		}
+		data = b
+	}
+	doc, err := policy.Parse(data)
+	if err != nil {
+		return nil, err
+	}
+	return doc.Policies, nil
+}

@@ -1,0 +1,346 @@
+// Package emulator is a local Alibaba Cloud Live OpenAPI (2016-11-01) for tests and the demo:
+// a real HTTP server that verifies V3 (ACS3-HMAC-SHA256) and V1 (HMAC-SHA1) signatures, takes
+// parameters from the query or a form body, answers in the shapes the official SDKs decode,
+// enforces the AddLivePackageConfig rules with the API's error codes, and throttles each
+// AccessKey at the documented quota. Fault injection (seeded, so a run repeats) and two
+// introspection endpoints (/_emulator/calls, /_emulator/state) serve the tests.
+//
+// Its rule checks are a second, independent reading of the API page: it shares no code with
+// the policy model, so a differential test can hold the two against each other.
+package emulator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand"
+	"net"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// The embedded key pair (DESIGN §7).
+const (
+	AccessKeyID     = "emulator"
+	AccessKeySecret = "emulator-secret"
+)
+
+// Domain is a live domain in the seed and the state.
+type Domain struct {
+	DomainName     string `json:"DomainName"`
+	LiveDomainType string `json:"LiveDomainType"`
+	DomainStatus   string `json:"DomainStatus"`
+	Region         string `json:"Region"`
+	Scope          string `json:"Scope"`
+}
+
+// Stream is an online stream.
+type Stream struct {
+	DomainName  string `json:"DomainName"`
+	AppName     string `json:"AppName"`
+	StreamName  string `json:"StreamName"`
+	PublishURL  string `json:"PublishUrl"`
+	PublishTime string `json:"PublishTime"`
+}
+
+// PackageConfig is a stored package config, as DescribeLivePackageConfig reports it.
+type PackageConfig struct {
+	DomainName      string `json:"DomainName"`
+	AppName         string `json:"AppName"`
+	StreamName      string `json:"StreamName"`
+	Protocol        string `json:"Protocol"`
+	SegmentNum      int    `json:"SegmentNum"`
+	SegmentDuration int    `json:"SegmentDuration"`
+	PartDuration    int    `json:"PartDuration"`
+	IgnoreTranscode bool   `json:"IgnoreTranscode"`
+}
+
+// Seed is the emulator's starting state (DESIGN §7); /_emulator/state answers in this shape.
+type Seed struct {
+	Domains        []Domain        `json:"domains"`
+	OnlineStreams  []Stream        `json:"onlineStreams"`
+	PackageConfigs []PackageConfig `json:"packageConfigs"`
+}
+
+// DefaultSeed is the embedded seed: the domains the sample events name.
+func DefaultSeed() Seed {
+	return Seed{
+		Domains: []Domain{
+			{"play.example.com", "liveVideo", "online", "cn-shanghai", "domestic"},
+			{"push.example.com", "liveEdge", "online", "cn-shanghai", "domestic"},
+			{"new.example.com", "liveVideo", "online", "cn-shanghai", "domestic"},
+			{"global.example.com", "liveVideo", "online", "cn-shanghai", "global"},
+			{"staging.example.com", "liveVideo", "configuring", "cn-shanghai", "domestic"},
+		},
+		OnlineStreams: []Stream{
+			{"play.example.com", "sports", "final", "rtmp://push.example.com/sports/final", "2026-11-24T08:00:00Z"},
+			{"play.example.com", "news", "evening", "rtmp://push.example.com/news/evening", "2026-11-24T07:30:00Z"},
+			{"global.example.com", "sports", "match", "rtmp://push.example.com/sports/match", "2026-11-24T07:45:00Z"},
+		},
+		PackageConfigs: []PackageConfig{},
+	}
+}
+
+// LoadSeed reads a seed file; unknown fields are errors, so a typo does not silently empty it.
+func LoadSeed(path string) (Seed, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Seed{}, fmt.Errorf("emulator: seed: %w", err)
+	}
+	defer f.Close()
+	dec := json.NewDecoder(f)
+	dec.DisallowUnknownFields()
+	var s Seed
+	if err := dec.Decode(&s); err != nil {
+		return Seed{}, fmt.Errorf("emulator: seed %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// Options configure a Server.
+type Options struct {
+	Seed Seed
+	// Rate is calls per minute per AccessKeyId before Throttling.User; 0 means 300, the
+	// documented account quota.
+	Rate int
+	// FailRate is the fraction of calls that meet an injected fault: 500 InternalErr, 503
+	// ServiceUnavailable, 400 Throttling, or added latency (then served normally). Faults
+	// strike before the action runs, as a gateway's would.
+	FailRate float64
+	// FailSeed seeds the faults, so a run repeats.
+	FailSeed int64
+	// Credentials maps AccessKeyId to secret; nil means the embedded pair.
+	Credentials map[string]string
+	Logger      *slog.Logger
+	// Now is the clock for signatures and the quota; nil means time.Now.
+	Now func() time.Time
+}
+
+// Call is one request the emulator answered, for /_emulator/calls.
+type Call struct {
+	Action      string            `json:"action"`
+	Params      map[string]string `json:"params"`
+	Status      int               `json:"status"`
+	Code        string            `json:"code,omitempty"`
+	AccessKeyID string            `json:"accessKeyId,omitempty"`
+	Signature   string            `json:"signature,omitempty"`
+	Time        time.Time         `json:"time"`
+}
+
+// Server is the emulator. It is safe for concurrent use.
+type Server struct {
+	opts  Options
+	log   *slog.Logger
+	now   func() time.Time
+	creds map[string]string
+
+	mu      sync.Mutex
+	state   Seed
+	calls   []Call
+	window  map[string][]time.Time
+	nonces  map[string]time.Time
+	rnd     *rand.Rand
+	reqSeq  int
+	hostID  string
+	latency time.Duration
+}
+
+// New returns a Server holding a copy of opts.Seed.
+func New(opts Options) *Server {
+	s := &Server{opts: opts, log: opts.Logger, now: opts.Now, creds: opts.Credentials,
+		window: map[string][]time.Time{}, nonces: map[string]time.Time{},
+		rnd: rand.New(rand.NewSource(opts.FailSeed)), hostID: "live.aliyuncs.com", latency: 150 * time.Millisecond}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.creds == nil {
+		s.creds = map[string]string{AccessKeyID: AccessKeySecret}
+	}
+	if s.opts.Rate <= 0 {
+		s.opts.Rate = 300
+	}
+	s.state.Domains = append([]Domain{}, opts.Seed.Domains...)
+	s.state.OnlineStreams = append([]Stream{}, opts.Seed.OnlineStreams...)
+	s.state.PackageConfigs = append([]PackageConfig{}, opts.Seed.PackageConfigs...)
+	return s
+}
+
+// Serve listens on addr and serves until ctx ends; it returns the base URL once listening.
+func Serve(ctx context.Context, addr string, opts Options) (string, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("emulator: listen %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: New(opts), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) && opts.Logger != nil {
+			opts.Logger.Error("emulator stopped", "err", err)
+		}
+	}()
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	return "http://" + ln.Addr().String(), nil
+}
+
+// Calls returns every call answered so far.
+func (s *Server) Calls() []Call {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Call(nil), s.calls...)
+}
+
+// State returns the current domains, streams and configs.
+func (s *Server) State() Seed {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return Seed{Domains: append([]Domain{}, s.state.Domains...), OnlineStreams: append([]Stream{}, s.state.OnlineStreams...),
+		PackageConfigs: append([]PackageConfig{}, s.state.PackageConfigs...)}
+}
+
+// apiError is an error answer in the API's body shape.
+type apiError struct {
+	Status  int
+	Code    string
+	Message string
+	header  http.Header
+}
+
+func (e *apiError) Error() string { return e.Code + ": " + e.Message }
+
+func fail(status int, code, format string, args ...any) *apiError {
+	return &apiError{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ServeHTTP answers one RPC call, or an introspection request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case "/_emulator/calls":
+		writeJSON(w, http.StatusOK, s.Calls())
+		return
+	case "/_emulator/state":
+		writeJSON(w, http.StatusOK, s.State())
+		return
+	}
+	req, aerr := s.authenticate(r)
+	call := Call{Action: req.action, Params: req.loggable(), AccessKeyID: req.accessKeyID, Signature: req.scheme, Time: s.now()}
+	var body map[string]any
+	if aerr == nil {
+		aerr = s.admit(req)
+	}
+	if aerr == nil {
+		body, aerr = s.dispatch(req)
+	}
+	s.mu.Lock()
+	s.reqSeq++
+	requestID := fmt.Sprintf("EMU%05d-0000-4000-8000-%012d", s.reqSeq%100000, s.reqSeq)
+	s.mu.Unlock()
+	if aerr != nil {
+		call.Status, call.Code = aerr.Status, aerr.Code
+		for k, v := range aerr.header {
+			w.Header()[k] = v
+		}
+		writeJSON(w, aerr.Status, map[string]string{"RequestId": requestID, "HostId": s.hostID, "Code": aerr.Code,
+			"Message": aerr.Message, "Recommend": "https://api.alibabacloud.com/troubleshoot?q=" + aerr.Code + "&product=live"})
+		s.log.Info("call refused", "action", req.action, "status", aerr.Status, "code", aerr.Code)
+	} else {
+		call.Status = http.StatusOK
+		body["RequestId"] = requestID
+		writeJSON(w, http.StatusOK, body)
+		s.log.Debug("call served", "action", req.action)
+	}
+	s.mu.Lock()
+	s.calls = append(s.calls, call)
+	s.mu.Unlock()
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json;charset=utf-8")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// admit applies the per-AccessKey quota and the injected faults.
+func (s *Server) admit(req *request) *apiError {
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	win := s.window[req.accessKeyID]
+	i := sort.Search(len(win), func(i int) bool { return win[i].After(now.Add(-time.Minute)) })
+	win = win[i:]
+	if len(win) >= s.opts.Rate {
+		s.window[req.accessKeyID] = win
+		e := fail(http.StatusBadRequest, "Throttling.User", "Request was denied due to user flow control.")
+		left := win[0].Add(time.Minute).Sub(now).Milliseconds()
+		e.header = http.Header{"X-Ratelimit-User": {fmt.Sprintf("Limit:%d,Remain:0,TimeLeft:%d,Reset:%d", s.opts.Rate, left, now.Add(time.Duration(left)*time.Millisecond).Unix())}}
+		return e
+	}
+	s.window[req.accessKeyID] = append(win, now)
+	if s.opts.FailRate > 0 && s.rnd.Float64() < s.opts.FailRate {
+		switch s.rnd.Intn(4) {
+		case 0:
+			return fail(http.StatusInternalServerError, "InternalErr", "Internal error, please try again later.")
+		case 1:
+			return fail(http.StatusServiceUnavailable, "ServiceUnavailable", "The request has failed due to a temporary failure of the server.")
+		case 2:
+			e := fail(http.StatusBadRequest, "Throttling", "Request was denied due to request throttling.")
+			e.header = http.Header{"X-Ratelimit-User-Api": {"Limit:50,Remain:0,TimeLeft:200"}}
+			return e
+		default:
+			d := s.latency
+			s.mu.Unlock()
+			time.Sleep(d)
+			s.mu.Lock()
+		}
+	}
+	return nil
+}
+
+func (s *Server) dispatch(req *request) (map[string]any, *apiError) {
+	if req.version != "2016-11-01" {
+		return nil, fail(http.StatusBadRequest, "InvalidVersion", "Specified parameter Version is not valid.")
+	}
+	switch req.action {
+	case "AddLivePackageConfig":
+		return s.addConfig(req)
+	case "UpdateLivePackageConfig":
+		return s.updateConfig(req)
+	case "DeleteLivePackageConfig":
+		return s.deleteConfig(req)
+	case "DescribeLivePackageConfig":
+		return s.describeConfigs(req)
+	case "DescribeLiveDomainDetail":
+		return s.domainDetail(req)
+	case "DescribeLiveUserDomains":
+		return s.userDomains(req)
+	case "DescribeLiveStreamsOnlineList":
+		return s.onlineList(req)
+	case "":
+		return nil, fail(http.StatusBadRequest, "MissingParameter", "The input parameter \"Action\" that is mandatory for processing this request is not supplied.")
+	}
+	return nil, fail(http.StatusNotFound, "InvalidAction.NotFound", "Specified api is not found, please check your url and method.")
+}
+
+// domain finds a domain; the caller holds s.mu.
+func (s *Server) domain(name string) (*Domain, *apiError) {
+	for i := range s.state.Domains {
+		if strings.EqualFold(s.state.Domains[i].DomainName, name) {
+			return &s.state.Domains[i], nil
+		}
+	}
+	return nil, fail(http.StatusNotFound, "InvalidDomain.NotFound", "The domain provided does not exist in our records.")
+}
+
+func trimmed(s string) string { return strings.TrimSpace(s) }

@@ -1,0 +1,182 @@
+// Package handler provides livepack's one platform-neutral handler: it decodes whatever
+// envelope arrived (shared/intake), routes it to the engine (shared/apply) or the CMS webhook
+// (shared/webhook), and returns the result document or the HTTP answer. The FC, Lambda and CLI
+// hosts only translate to and from it.
+package handler
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/google/uuid"
+
+	"github.com/livepack/livepack/shared/apply"
+	"github.com/livepack/livepack/shared/intake"
+	"github.com/livepack/livepack/shared/policy"
+	"github.com/livepack/livepack/shared/webhook"
+	"github.com/livepack/livepack/shared/webhooksig"
+)
+
+// Handler routes decoded triggers. It is safe for concurrent use.
+type Handler struct {
+	opts     apply.Options
+	verifier *webhooksig.Verifier
+	log      *slog.Logger
+}
+
+// New returns a Handler applying with the engine options opts and verifying the webhook with
+// verifier (nil refuses every webhook request).
+func New(opts apply.Options, verifier *webhooksig.Verifier, log *slog.Logger) *Handler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Handler{opts: opts, verifier: verifier, log: log}
+}
+
+type requestIDKey struct{}
+
+// WithRequestID returns ctx carrying the platform's request id, which every log line of the
+// invocation then carries.
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKey{}, id)
+}
+
+// RequestID returns the id WithRequestID stored, or "".
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+// Response is one invocation's answer: HTTP for the webhook envelopes, else a result document.
+type Response struct {
+	Request intake.Request
+	Result  *apply.Result
+	HTTP    *intake.HTTPResponse
+}
+
+// Invoke handles one raw event. The error is non-nil when the platform should deliver the
+// event again (apply.ErrRetryLater and the like) or when the event cannot be handled at all;
+// Response still carries whatever result there is.
+func (h *Handler) Invoke(ctx context.Context, raw []byte) (Response, error) {
+	req, err := intake.Decode(raw)
+	if err != nil {
+		return Response{}, fmt.Errorf("handler: %w", err)
+	}
+	resp := Response{Request: req}
+	log := h.log
+	if id := RequestID(ctx); id != "" {
+		log = log.With("requestId", id)
+	}
+	opts := h.opts
+	opts.Logger = log
+	engine := apply.New(opts)
+	wh := &webhook.Handler{Verifier: h.verifier, Apply: engine.Apply, Log: log}
+	log = log.With("trigger", string(req.Kind), "source", req.Source)
+	switch req.Kind {
+	case intake.Webhook:
+		if req.HTTP == nil {
+			return resp, errors.New("handler: webhook request without its HTTP part")
+		}
+		r := wh.Handle(ctx, *req.HTTP)
+		resp.HTTP = &r
+		log.Info("webhook answered", "status", r.Status)
+		return resp, nil
+	case intake.DomainCreated:
+		res, err := engine.DomainCreated(ctx, string(req.Kind), req.Key, req.DomainName)
+		resp.Result = &res
+		return resp, done(log, res, err)
+	case intake.Schedule:
+		var ps []policy.Policy
+		if len(req.Document) > 0 {
+			doc, err := policy.Parse(req.Document)
+			if err != nil {
+				return invalid(log, resp, req, doc, err)
+			}
+			ps = doc.Policies
+		}
+		res, err := engine.Reconcile(ctx, string(req.Kind), req.Key, req.Mode, ps)
+		resp.Result = &res
+		return resp, done(log, res, err)
+	case intake.Policies, intake.Direct:
+		doc, err := policy.Parse(req.Document)
+		if err != nil {
+			return invalid(log, resp, req, doc, err)
+		}
+		key := req.Key
+		hash := policy.Hash(doc)
+		if key == "" {
+			key = doc.ID
+		}
+		if key == "" {
+			key = hash
+		}
+		res, err := engine.Apply(ctx, string(req.Kind), key, hash, doc.Policies)
+		resp.Result = &res
+		return resp, done(log, res, err)
+	default:
+		log.Info("event ignored", "reason", req.Reason)
+		res := apply.Result{Trigger: string(req.Kind), Key: req.Key, Results: []apply.PolicyResult{},
+			Notices: []apply.NoticeResult{}, Note: req.Reason}
+		resp.Result = &res
+		return resp, nil
+	}
+}
+
+// invalid answers a document that failed validation: nothing is applied, and retrying the
+// same event cannot help, so no error asks the platform to.
+func invalid(log *slog.Logger, resp Response, req intake.Request, doc policy.Document, err error) (Response, error) {
+	res := apply.Result{Trigger: string(req.Kind), Key: req.Key, Results: []apply.PolicyResult{}, Notices: []apply.NoticeResult{}}
+	if res.Key == "" {
+		res.Key = doc.ID
+	}
+	var inv *policy.Invalid
+	if errors.As(err, &inv) {
+		res.Results, res.Errors = apply.InvalidResults(doc, inv)
+	} else {
+		res.Errors = []policy.FieldError{{Index: -1, Code: policy.CodeInvalidParams, Message: err.Error()}}
+	}
+	resp.Result = &res
+	log.Warn("invalid policy document", "errors", len(res.Errors)+countInvalid(res))
+	return resp, nil
+}
+
+func countInvalid(res apply.Result) int {
+	n := 0
+	for _, r := range res.Results {
+		n += len(r.Errors)
+	}
+	return n
+}
+
+func done(log *slog.Logger, res apply.Result, err error) error {
+	counts := map[string]int{}
+	for _, r := range res.Results {
+		counts[r.Outcome]++
+	}
+	b, _ := json.Marshal(counts)
+	if err != nil {
+		log.Warn("invocation needs a retry", "outcomes", string(b), "err", err)
+		return err
+	}
+	log.Info("invocation done", "outcomes", string(b), "replayed", res.Replayed, "notices", len(res.Notices))
+	return nil
+}
+
+// ServeHTTP serves the CMS webhook over plain HTTP (`livepack serve`), with the same
+// semantics as the platform HTTP triggers.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id := r.Header.Get("X-Request-Id")
+	if id == "" {
+		id = uuid.NewString()
+	}
+	log := h.log.With("requestId", id)
+	opts := h.opts
+	opts.Logger = log
+	engine := apply.New(opts)
+	wh := &webhook.Handler{Verifier: h.verifier, Apply: engine.Apply, Log: log}
+	wh.ServeHTTP(w, r.WithContext(WithRequestID(r.Context(), id)))
+}

@@ -1,0 +1,91 @@
+package host
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime/debug"
+
+	"github.com/aliyun/fc-runtime-go-sdk/fc"
+	"github.com/aliyun/fc-runtime-go-sdk/fccontext"
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+
+	"github.com/livepack/livepack/shared/config"
+	"github.com/livepack/livepack/shared/handler"
+)
+
+// Run starts the FC or Lambda host; it returns only when the configuration is bad (exit code
+// 2), after one line per problem on stderr.
+func Run(h config.Host, getenv func(string) string, stderr io.Writer) int {
+	log := slog.New(slog.NewJSONHandler(stderr, nil)).With("host", string(h))
+	cfg, err := config.FromEnv(h, getenv)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	w, err := Build(context.Background(), cfg, log, Options{})
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	defer w.Close()
+	switch h {
+	case config.FC:
+		fc.Start(FCHandler(w))
+	case config.Lambda:
+		lambda.Start(LambdaHandler(w))
+	default:
+		fmt.Fprintf(stderr, "host: %s is not a cloud host\n", h)
+		return 2
+	}
+	return 0
+}
+
+// FCHandler is the Function Compute handler. fc-runtime-go-sdk v0.3.1 reports a panic but
+// keeps the process, so each invocation recovers its own panic and reports it as an error.
+func FCHandler(w *Wiring) func(context.Context, json.RawMessage) (any, error) {
+	return func(ctx context.Context, raw json.RawMessage) (out any, err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				slog.Error("invocation panicked", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+				out, err = nil, fmt.Errorf("host: invocation panicked: %v", r)
+			}
+		}()
+		if fctx, ok := fccontext.FromContext(ctx); ok {
+			ctx = handler.WithRequestID(ctx, fctx.RequestID)
+			// The invocation's role credentials come first (DESIGN §3).
+			c := fctx.Credentials
+			if c.AccessKeyId != "" {
+				w.Credential.Set(c.AccessKeyId, c.AccessKeySecret, c.SecurityToken)
+			}
+		}
+		resp, err := w.Handler.Invoke(ctx, raw)
+		if resp.HTTP != nil {
+			return resp.HTTP.FC(), nil
+		}
+		if resp.Result == nil {
+			return nil, err
+		}
+		return resp.Result, err
+	}
+}
+
+// LambdaHandler is the AWS Lambda handler.
+func LambdaHandler(w *Wiring) func(context.Context, json.RawMessage) (any, error) {
+	return func(ctx context.Context, raw json.RawMessage) (any, error) {
+		if lc, ok := lambdacontext.FromContext(ctx); ok {
+			ctx = handler.WithRequestID(ctx, lc.AwsRequestID)
+		}
+		resp, err := w.Handler.Invoke(ctx, raw)
+		if resp.HTTP != nil {
+			return resp.HTTP.Lambda(), nil
+		}
+		if resp.Result == nil {
+			return nil, err
+		}
+		return resp.Result, err
+	}
+}

@@ -1,0 +1,141 @@
+// Package host provides the three hosts of the one livepack binary (Function Compute 3.0, AWS
+// Lambda and the local CLI) and the wiring they share: from a checked config.Config to a
+// handler.Handler with its client, store, limiter and sinks.
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"strings"
+
+	"github.com/aliyun/credentials-go/credentials"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/livepack/livepack/shared/apply"
+	"github.com/livepack/livepack/shared/config"
+	"github.com/livepack/livepack/shared/emulator"
+	"github.com/livepack/livepack/shared/handler"
+	"github.com/livepack/livepack/shared/idempotency"
+	"github.com/livepack/livepack/shared/liveapi"
+	"github.com/livepack/livepack/shared/notify"
+	"github.com/livepack/livepack/shared/quota"
+)
+
+// Emulator key pair: the embedded emulator's and the default for a plain-HTTP endpoint.
+const (
+	EmulatorKeyID  = "emulator"
+	emulatorSecret = "emulator-secret"
+)
+
+// Wiring is what Build assembled.
+type Wiring struct {
+	Handler *handler.Handler
+	// Credential is the credential the client signs with; on FC each invocation's role
+	// credentials are swapped into it.
+	Credential *SwapCredential
+	// EmulatorURL is set when the embedded emulator serves this process.
+	EmulatorURL string
+	closers     []func()
+}
+
+// Close releases the store and stops the embedded emulator.
+func (w *Wiring) Close() {
+	for i := len(w.closers) - 1; i >= 0; i-- {
+		w.closers[i]()
+	}
+}
+
+// Options adjust Build for the CLI.
+type Options struct {
+	// Stdout receives the stdout sink's notices (os.Stdout if nil).
+	Stdout io.Writer
+}
+
+// Build wires a handler from cfg. ctx bounds the embedded emulator's life.
+func Build(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) (*Wiring, error) {
+	w := &Wiring{}
+	endpoint := cfg.Endpoint
+	var base credentials.Credential
+	if endpoint == "" {
+		if cfg.Host != config.CLI {
+			return nil, errors.New("host: the embedded emulator serves the CLI only; set LIVEPACK_ENDPOINT")
+		}
+		ectx, cancel := context.WithCancel(ctx)
+		u, err := emulator.Serve(ectx, "127.0.0.1:0", emulator.Options{Seed: emulator.DefaultSeed(), Logger: log.With("component", "emulator")})
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("host: start the embedded emulator: %w", err)
+		}
+		w.closers = append(w.closers, cancel)
+		w.EmulatorURL, endpoint = u, u
+		log.Info("using the embedded Live OpenAPI emulator (set LIVEPACK_ENDPOINT for a real account)", "url", u)
+		base = staticCredential(EmulatorKeyID, emulatorSecret)
+	} else if plainHTTP(endpoint) && os.Getenv("ALIBABA_CLOUD_ACCESS_KEY_ID") == "" {
+		// The real API is HTTPS only: a plain-HTTP endpoint is an emulator, whose default key
+		// pair saves a local user from inventing one.
+		base = staticCredential(EmulatorKeyID, emulatorSecret)
+	} else {
+		c, err := credentials.NewCredential(nil)
+		if err != nil {
+			return nil, fmt.Errorf("host: credentials (the Alibaba Cloud default chain): %w", err)
+		}
+		base = c
+	}
+	w.Credential = NewSwapCredential(base)
+
+	var limiter liveapi.Limiter = quota.NewLocal(cfg.Rate)
+	var store idempotency.Store
+	if strings.HasPrefix(cfg.State, "redis://") || strings.HasPrefix(cfg.State, "rediss://") {
+		opt, err := redis.ParseURL(cfg.State)
+		if err != nil {
+			return nil, fmt.Errorf("host: LIVEPACK_STATE: %w", err)
+		}
+		rdb := redis.NewClient(opt)
+		if err := rdb.Ping(ctx).Err(); err != nil {
+			_ = rdb.Close()
+			return nil, fmt.Errorf("host: LIVEPACK_STATE: redis at %s: %w", opt.Addr, err)
+		}
+		store = idempotency.NewRedis(rdb, "livepack:")
+		// With Redis, LIVEPACK_RATE is one budget for every instance sharing it.
+		limiter = quota.NewRedis(rdb, "livepack:quota", cfg.Rate)
+		w.closers = append(w.closers, func() { _ = rdb.Close() })
+	} else {
+		s, err := idempotency.Open(ctx, cfg.State)
+		if err != nil {
+			return nil, fmt.Errorf("host: LIVEPACK_STATE: %w", err)
+		}
+		store = s
+		w.closers = append(w.closers, func() { _ = s.Close() })
+	}
+	if cfg.StateWarning != "" {
+		log.Warn(cfg.StateWarning)
+	}
+
+	client, err := liveapi.New(liveapi.Options{Endpoint: endpoint, RegionID: cfg.Region, Credential: w.Credential,
+		Limiter: limiter, Logger: log.With("component", "liveapi")})
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("host: Live API client: %w", err)
+	}
+	var sinkOpts []notify.Option
+	if o.Stdout != nil {
+		sinkOpts = append(sinkOpts, notify.WithStdout(o.Stdout))
+	}
+	sinks, err := notify.ParseSinks(cfg.Notify, cfg.NotifySecret, sinkOpts...)
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("host: LIVEPACK_NOTIFY: %w", err)
+	}
+	w.Handler = handler.New(apply.Options{API: client, Store: store, Sinks: sinks, Defaults: cfg.Defaults}, cfg.WebhookSecrets, log)
+	return w, nil
+}
+
+func plainHTTP(endpoint string) bool {
+	u, err := url.Parse(endpoint)
+	return err == nil && u.Scheme == "http"
+}

@@ -1,0 +1,155 @@
+// Package webhook provides the CMS stream-policy webhook: one set of HTTP semantics (DESIGN §6)
+// shared by the Function Compute HTTP trigger, the Lambda Function URL and `livepack serve`,
+// so a CMS sees the same statuses wherever livepack runs.
+//
+// A request is verified (Standard Webhooks) and its whole document validated before anything
+// is applied: an unsigned or partly invalid document never reaches the Live API.
+//
+// See https://www.standardwebhooks.com/ for the signing scheme.
+package webhook
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/livepack/livepack/shared/apply"
+	"github.com/livepack/livepack/shared/idempotency"
+	"github.com/livepack/livepack/shared/intake"
+	"github.com/livepack/livepack/shared/policy"
+	"github.com/livepack/livepack/shared/quota"
+	"github.com/livepack/livepack/shared/webhooksig"
+)
+
+// MaxBody is the largest body accepted (413 above it).
+const MaxBody = 1 << 20
+
+// Trigger is the trigger word results carry for the webhook.
+const Trigger = "cms-webhook"
+
+// retryAfter is the Retry-After, in seconds, sent with 429 and 503: long enough for a lease
+// or the quota's next tokens.
+const retryAfter = 30
+
+// ApplyFunc applies a validated document under a key bound to a payload hash (apply.Engine's
+// Apply).
+type ApplyFunc func(ctx context.Context, trigger, key, hash string, ps []policy.Policy) (apply.Result, error)
+
+// Handler serves the webhook. A nil Verifier refuses every request with 401: an endpoint
+// without a secret must not apply anything.
+type Handler struct {
+	Verifier *webhooksig.Verifier
+	Apply    ApplyFunc
+	Log      *slog.Logger
+}
+
+// Handle answers one request, already decoded from its platform envelope.
+func (h *Handler) Handle(ctx context.Context, req intake.HTTPRequest) intake.HTTPResponse {
+	log := h.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	hdr := req.Header
+	if hdr == nil {
+		hdr = http.Header{}
+	}
+	if req.Method != http.MethodPost {
+		r := text(http.StatusMethodNotAllowed, "only POST is accepted")
+		r.Header.Set("Allow", http.MethodPost)
+		return r
+	}
+	if len(req.Body) > MaxBody {
+		return text(http.StatusRequestEntityTooLarge, "the body is over 1 MiB")
+	}
+	if !isJSON(hdr.Get("Content-Type")) {
+		return text(http.StatusUnsupportedMediaType, "the body must be application/json")
+	}
+	if h.Verifier == nil {
+		log.Warn("webhook refused: LIVEPACK_WEBHOOK_SECRET is not set")
+		return text(http.StatusUnauthorized, "the webhook has no secret configured (LIVEPACK_WEBHOOK_SECRET)")
+	}
+	if err := h.Verifier.Verify(hdr, req.Body); err != nil {
+		log.Warn("webhook refused: signature", "err", err)
+		return text(http.StatusUnauthorized, "signature rejected: "+err.Error())
+	}
+	id := hdr.Get("webhook-id")
+	key := id
+	doc, err := policy.Parse(req.Body)
+	if err != nil {
+		res := apply.Result{Trigger: Trigger, Key: key, Results: []apply.PolicyResult{}, Notices: []apply.NoticeResult{}}
+		var inv *policy.Invalid
+		if errors.As(err, &inv) {
+			res.Results, res.Errors = apply.InvalidResults(doc, inv)
+		} else {
+			res.Errors = []policy.FieldError{{Index: -1, Code: policy.CodeInvalidParams, Message: err.Error()}}
+		}
+		return jsonResponse(http.StatusBadRequest, res)
+	}
+	sum := sha256.Sum256(req.Body)
+	res, err := h.Apply(ctx, Trigger, key, hex.EncodeToString(sum[:]), doc.Policies)
+	switch {
+	case err == nil:
+		return jsonResponse(http.StatusOK, res)
+	case errors.Is(err, idempotency.ErrPayloadMismatch):
+		return text(http.StatusConflict, "webhook-id "+id+" was already used with a different body")
+	case errors.Is(err, quota.ErrExhausted):
+		r := jsonResponse(http.StatusTooManyRequests, res)
+		r.Header.Set("Retry-After", strconv.Itoa(retryAfter))
+		return r
+	case errors.Is(err, idempotency.ErrInProgress), errors.Is(err, apply.ErrRetryLater):
+		r := jsonResponse(http.StatusServiceUnavailable, res)
+		r.Header.Set("Retry-After", strconv.Itoa(retryAfter))
+		return r
+	default:
+		log.Error("webhook failed", "err", err)
+		r := jsonResponse(http.StatusServiceUnavailable, res)
+		r.Header.Set("Retry-After", strconv.Itoa(retryAfter))
+		return r
+	}
+}
+
+// ServeHTTP serves the webhook over plain HTTP (`livepack serve`).
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBody+1))
+	if err != nil {
+		http.Error(w, "reading the body failed", http.StatusBadRequest)
+		return
+	}
+	resp := h.Handle(r.Context(), intake.HTTPRequest{Method: r.Method, Path: r.URL.Path, Header: r.Header, Body: body})
+	for k, vs := range resp.Header {
+		for _, v := range vs {
+			w.Header().Add(k, v)
+		}
+	}
+	w.WriteHeader(resp.Status)
+	_, _ = w.Write(resp.Body)
+}
+
+func isJSON(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false
+	}
+	return mt == "application/json" || strings.HasSuffix(mt, "+json")
+}
+
+func text(status int, msg string) intake.HTTPResponse {
+	b, _ := json.Marshal(map[string]string{"error": msg})
+	return intake.HTTPResponse{Status: status, Header: http.Header{"Content-Type": {"application/json"}}, Body: b}
+}
+
+func jsonResponse(status int, v any) intake.HTTPResponse {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return text(http.StatusInternalServerError, "encoding the result failed")
+	}
+	return intake.HTTPResponse{Status: status, Header: http.Header{"Content-Type": {"application/json"}}, Body: b}
+}

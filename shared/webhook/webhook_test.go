@@ -1,0 +1,134 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/livepack/livepack/shared/apply"
+	"github.com/livepack/livepack/shared/idempotency"
+	"github.com/livepack/livepack/shared/intake"
+	"github.com/livepack/livepack/shared/policy"
+	"github.com/livepack/livepack/shared/quota"
+	"github.com/livepack/livepack/shared/webhooksig"
+)
+
+const (
+	secret    = "whsec_d2ViaG9vay10ZXN0LXNlY3JldC0wMTIzNDU2Nzg5YWI="
+	rotated   = "whsec_cm90YXRlZC10ZXN0LXNlY3JldC0wMTIzNDU2Nzg5YWI="
+	validBody = `{"policies":[{"DomainName":"play.example.com","AppName":"sports","StreamName":"*","Protocol":"HLS_CMAF"}]}`
+)
+
+func signed(t *testing.T, secret, id string, at time.Time, body string) http.Header {
+	t.Helper()
+	h, err := webhooksig.Sign(secret, id, at, []byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Set("Content-Type", "application/json")
+	return h
+}
+
+func TestStatuses(t *testing.T) {
+	ver, err := webhooksig.NewVerifier(secret + " " + rotated)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	ok := func(context.Context, string, string, string, []policy.Policy) (apply.Result, error) {
+		return apply.Result{Trigger: Trigger, Results: []apply.PolicyResult{{Outcome: apply.Created}}}, nil
+	}
+	failWith := func(err error) ApplyFunc {
+		return func(context.Context, string, string, string, []policy.Policy) (apply.Result, error) {
+			return apply.Result{}, err
+		}
+	}
+	tests := []struct {
+		name       string
+		method     string
+		header     http.Header
+		body       string
+		verifier   *webhooksig.Verifier
+		apply      ApplyFunc
+		status     int
+		retryAfter bool
+		applied    bool
+	}{
+		{"ok", "POST", signed(t, secret, "m1", now, validBody), validBody, ver, ok, 200, false, true},
+		{"rotated secret", "POST", signed(t, rotated, "m1", now, validBody), validBody, ver, ok, 200, false, true},
+		{"GET", "GET", signed(t, secret, "m1", now, validBody), validBody, ver, ok, 405, false, false},
+		{"too large", "POST", http.Header{"Content-Type": {"application/json"}}, strings.Repeat(" ", MaxBody+1), ver, ok, 413, false, false},
+		{"not JSON", "POST", http.Header{"Content-Type": {"text/plain"}}, validBody, ver, ok, 415, false, false},
+		{"no secret configured", "POST", signed(t, secret, "m1", now, validBody), validBody, nil, ok, 401, false, false},
+		{"unsigned", "POST", http.Header{"Content-Type": {"application/json"}}, validBody, ver, ok, 401, false, false},
+		{"wrong secret", "POST", signed(t, "whsec_b3RoZXItc2VjcmV0LTAxMjM0NTY3ODlhYmNkZWY=", "m1", now, validBody), validBody, ver, ok, 401, false, false},
+		{"stale", "POST", signed(t, secret, "m1", now.Add(-6*time.Minute), validBody), validBody, ver, ok, 401, false, false},
+		{"future", "POST", signed(t, secret, "m1", now.Add(6*time.Minute), validBody), validBody, ver, ok, 401, false, false},
+		{"tampered", "POST", signed(t, secret, "m1", now, validBody), strings.Replace(validBody, "HLS_CMAF", "DASH_CMAF", 1), ver, ok, 401, false, false},
+		{"malformed", "POST", signed(t, secret, "m1", now, `{"policies":`), `{"policies":`, ver, ok, 400, false, false},
+		{"invalid policy", "POST", signed(t, secret, "m1", now, `{"DomainName":"p.com","AppName":"a","StreamName":"s","Protocol":"X"}`), `{"DomainName":"p.com","AppName":"a","StreamName":"s","Protocol":"X"}`, ver, ok, 400, false, false},
+		{"reused id", "POST", signed(t, secret, "m1", now, validBody), validBody, ver, failWith(idempotency.ErrPayloadMismatch), 409, false, true},
+		{"quota", "POST", signed(t, secret, "m1", now, validBody), validBody, ver, failWith(quota.ErrExhausted), 429, true, true},
+		{"in progress", "POST", signed(t, secret, "m1", now, validBody), validBody, ver, failWith(idempotency.ErrInProgress), 503, true, true},
+		{"retry later", "POST", signed(t, secret, "m1", now, validBody), validBody, ver, failWith(fmt.Errorf("x: %w", apply.ErrRetryLater)), 503, true, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			applied := false
+			h := &Handler{Verifier: tt.verifier, Apply: func(ctx context.Context, tr, key, hash string, ps []policy.Policy) (apply.Result, error) {
+				applied = true
+				if key != tt.header.Get("webhook-id") || hash == "" {
+					t.Errorf("key %q hash %q", key, hash)
+				}
+				return tt.apply(ctx, tr, key, hash, ps)
+			}}
+			resp := h.Handle(context.Background(), intake.HTTPRequest{Method: tt.method, Path: "/", Header: tt.header, Body: []byte(tt.body)})
+			if resp.Status != tt.status {
+				t.Fatalf("status %d, want %d: %s", resp.Status, tt.status, resp.Body)
+			}
+			if applied != tt.applied {
+				t.Fatalf("applied = %v, want %v", applied, tt.applied)
+			}
+			if got := resp.Header.Get("Retry-After") != ""; got != tt.retryAfter {
+				t.Fatalf("Retry-After set = %v, want %v", got, tt.retryAfter)
+			}
+			if !json.Valid(resp.Body) {
+				t.Fatalf("body is not JSON: %s", resp.Body)
+			}
+			if strings.Contains(string(resp.Body), strings.TrimPrefix(secret, "whsec_")) {
+				t.Fatal("the answer leaks the secret")
+			}
+		})
+	}
+}
+
+func TestInvalidAnswerListsEveryError(t *testing.T) {
+	ver, _ := webhooksig.NewVerifier(secret)
+	body := `[{"DomainName":"p.com","AppName":"-a","StreamName":"s","Protocol":"HLS_CMAF","SegmentNum":1},{"DomainName":"p.com","AppName":"b","StreamName":"s","Protocol":"LLHLS_TS","SegmentDuration":3}]`
+	h := &Handler{Verifier: ver, Apply: func(context.Context, string, string, string, []policy.Policy) (apply.Result, error) {
+		t.Fatal("an invalid document was applied")
+		return apply.Result{}, nil
+	}}
+	resp := h.Handle(context.Background(), intake.HTTPRequest{Method: "POST", Header: signed(t, secret, "m2", time.Now(), body), Body: []byte(body)})
+	var res apply.Result
+	if err := json.Unmarshal(resp.Body, &res); err != nil || resp.Status != 400 {
+		t.Fatalf("status %d: %s", resp.Status, resp.Body)
+	}
+	var codes []string
+	for _, r := range res.Results {
+		if r.Outcome != apply.Invalid {
+			t.Fatalf("outcome %s, want invalid", r.Outcome)
+		}
+		for _, fe := range r.Errors {
+			codes = append(codes, fe.Code)
+		}
+	}
+	want := []string{policy.CodeInvalidParams, policy.CodeInvalidSegmentNum, policy.CodeInvalidSegmentDuration}
+	if strings.Join(codes, ",") != strings.Join(want, ",") {
+		t.Fatalf("codes %v, want %v", codes, want)
+	}
+}
