@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -172,8 +174,33 @@ func noSecrets(t *testing.T, logs string) {
 	}
 }
 
+// secretsExtension serves the documented protocol of the AWS Parameters and Secrets Lambda
+// Extension (which runs only inside Lambda): the function's secrets come from it, as the
+// template deploys it, not from its environment.
+func secretsExtension(t *testing.T) (port string) {
+	secret, _ := json.Marshal(map[string]string{"ALIBABA_CLOUD_ACCESS_KEY_ID": emulator.AccessKeyID,
+		"ALIBABA_CLOUD_ACCESS_KEY_SECRET": emulator.AccessKeySecret, "LIVEPACK_WEBHOOK_SECRET": webhookSecret, "LIVEPACK_NOTIFY_SECRET": notifySecret})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/secretsmanager/get" || r.URL.Query().Get("secretId") != "livepack" || r.Header.Get("X-Aws-Parameters-Secrets-Token") != "session-token" {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(map[string]string{"Name": "livepack", "SecretString": string(secret)})
+	}))
+	t.Cleanup(srv.Close)
+	_, port, _ = net.SplitHostPort(strings.TrimPrefix(srv.URL, "http://"))
+	return port
+}
+
 func TestLambdaRuntime(t *testing.T) {
-	rie := lambdarie.Start(t, bootstrap, functionEnv(t))
+	var env []string
+	for _, kv := range functionEnv(t) {
+		if !strings.HasPrefix(kv, "ALIBABA_CLOUD_ACCESS_KEY") && !strings.HasPrefix(kv, "LIVEPACK_WEBHOOK_SECRET") && !strings.HasPrefix(kv, "LIVEPACK_NOTIFY_SECRET") {
+			env = append(env, kv)
+		}
+	}
+	env = append(env, "LIVEPACK_SECRET_ID=livepack", "AWS_SESSION_TOKEN=session-token", "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT="+secretsExtension(t))
+	rie := lambdarie.Start(t, bootstrap, env)
 	for _, s := range samples {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		out, err := rie.Invoke(ctx, load(t, s.file), lambdarie.WithRequestID("req-"+s.file))

@@ -53,6 +53,22 @@ type Config struct {
 	StateWarning string
 	// Rate is the Live API calls per minute this deployment may spend.
 	Rate int
+	// AccessKey is an explicit Alibaba Cloud key (ALIBABA_CLOUD_ACCESS_KEY_ID, _SECRET and
+	// optional _SECURITY_TOKEN, possibly from a secret store); empty means the default chain.
+	AccessKey AccessKey
+}
+
+// AccessKey is an Alibaba Cloud key pair, with the STS token of a temporary one. Its String
+// hides the secret, so a logged Config never leaks it.
+type AccessKey struct {
+	ID, Secret, SecurityToken string
+}
+
+func (k AccessKey) String() string {
+	if k.ID == "" {
+		return "(default chain)"
+	}
+	return k.ID + " (secret hidden)"
 }
 
 // HostFromEnv picks the host the way the runtimes decide whether they are hosted: each SDK
@@ -135,6 +151,12 @@ func FromEnv(host Host, getenv func(string) string) (Config, error) {
 		}
 	} else if err := checkState(c.State); err != nil {
 		bad("LIVEPACK_STATE", "%v", err)
+	}
+
+	c.AccessKey = AccessKey{ID: strings.TrimSpace(getenv("ALIBABA_CLOUD_ACCESS_KEY_ID")),
+		Secret: strings.TrimSpace(getenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET")), SecurityToken: strings.TrimSpace(getenv("ALIBABA_CLOUD_SECURITY_TOKEN"))}
+	if (c.AccessKey.ID == "") != (c.AccessKey.Secret == "") {
+		bad("ALIBABA_CLOUD_ACCESS_KEY_ID", "set it together with ALIBABA_CLOUD_ACCESS_KEY_SECRET, or neither")
 	}
 
 	c.Rate = 250

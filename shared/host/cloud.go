@@ -7,12 +7,14 @@ import (
 	"io"
 	"log/slog"
 	"runtime/debug"
+	"time"
 
 	"github.com/aliyun/fc-runtime-go-sdk/fc"
 	"github.com/aliyun/fc-runtime-go-sdk/fccontext"
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
+	"github.com/livepack/livepack/shared/awssecrets"
 	"github.com/livepack/livepack/shared/config"
 	"github.com/livepack/livepack/shared/handler"
 )
@@ -21,6 +23,17 @@ import (
 // 2), after one line per problem on stderr.
 func Run(h config.Host, getenv func(string) string, stderr io.Writer) int {
 	log := slog.New(slog.NewJSONHandler(stderr, nil)).With("host", string(h))
+	if id := getenv("LIVEPACK_SECRET_ID"); id != "" && h == config.Lambda {
+		// Secrets come from Secrets Manager, never from the function's environment.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		m, err := awssecrets.Fetch(ctx, id, getenv)
+		cancel()
+		if err != nil {
+			fmt.Fprintf(stderr, "LIVEPACK_SECRET_ID: %v\n", err)
+			return 2
+		}
+		getenv = awssecrets.Overlay(getenv, m)
+	}
 	cfg, err := config.FromEnv(h, getenv)
 	if err != nil {
 		fmt.Fprintln(stderr, err)

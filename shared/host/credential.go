@@ -90,8 +90,13 @@ func (c *SwapCredential) GetType() *string {
 }
 
 // staticCredential is a fixed access key pair.
-func staticCredential(id, secret string) credentials.Credential {
+func staticCredential(id, secret, token string) credentials.Credential {
 	typ := "access_key"
-	cred, _ := credentials.NewCredential(&credentials.Config{Type: &typ, AccessKeyId: &id, AccessKeySecret: &secret})
+	cfg := &credentials.Config{Type: &typ, AccessKeyId: &id, AccessKeySecret: &secret}
+	if token != "" {
+		typ = "sts"
+		cfg.SecurityToken = &token
+	}
+	cred, _ := credentials.NewCredential(cfg)
 	return cred
 }

@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
-	"os"
 	"strings"
 
 	"github.com/aliyun/credentials-go/credentials"
@@ -74,11 +73,13 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) 
 		w.closers = append(w.closers, cancel)
 		w.EmulatorURL, endpoint = u, u
 		log.Info("using the embedded Live OpenAPI emulator (set LIVEPACK_ENDPOINT for a real account)", "url", u)
-		base = staticCredential(EmulatorKeyID, emulatorSecret)
-	} else if plainHTTP(endpoint) && os.Getenv("ALIBABA_CLOUD_ACCESS_KEY_ID") == "" {
+		base = staticCredential(EmulatorKeyID, emulatorSecret, "")
+	} else if cfg.AccessKey.ID != "" {
+		base = staticCredential(cfg.AccessKey.ID, cfg.AccessKey.Secret, cfg.AccessKey.SecurityToken)
+	} else if plainHTTP(endpoint) {
 		// The real API is HTTPS only: a plain-HTTP endpoint is an emulator, whose default key
 		// pair saves a local user from inventing one.
-		base = staticCredential(EmulatorKeyID, emulatorSecret)
+		base = staticCredential(EmulatorKeyID, emulatorSecret, "")
 	} else {
 		c, err := credentials.NewCredential(nil)
 		if err != nil {
