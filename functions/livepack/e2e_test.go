@@ -98,13 +98,14 @@ func load(t *testing.T, name string) []byte {
 	return out
 }
 
-func functionEnv(t *testing.T) []string { return envFor(t) }
+func functionEnv(t *testing.T) []string { return envFor(t, emulator.Options{}) }
 
-func benchEnv(b *testing.B) []string { return envFor(b) }
+func benchEnv(b *testing.B) []string { return envFor(b, emulator.Options{}) }
 
 // envFor starts an emulator for one test's function and returns the function's environment.
-func envFor(t testing.TB) []string {
-	srv := httptest.NewServer(emulator.New(emulator.Options{Seed: emulator.DefaultSeed()}))
+func envFor(t testing.TB, opts emulator.Options) []string {
+	opts.Seed = emulator.DefaultSeed()
+	srv := httptest.NewServer(emulator.New(opts))
 	t.Cleanup(srv.Close)
 	policies, _ := filepath.Abs("../../events/default-policies.json")
 	return []string{
@@ -163,7 +164,7 @@ func check(t *testing.T, s sample, answer []byte) {
 // noSecrets fails when any secret shows up in what the function logged.
 func noSecrets(t *testing.T, logs string) {
 	t.Helper()
-	for _, secret := range []string{webhookSecret, notifySecret, emulator.AccessKeySecret,
+	for _, secret := range []string{webhookSecret, notifySecret, emulator.AccessKeySecret, "fc-role-secret", "sts-token",
 		strings.TrimPrefix(webhookSecret, "whsec_"), strings.TrimPrefix(notifySecret, "whsec_")} {
 		if strings.Contains(logs, secret) {
 			t.Fatalf("a secret appears in the function's logs")
@@ -217,12 +218,21 @@ func TestLambdaRuntime(t *testing.T) {
 	noSecrets(t, logs)
 }
 
+// TestFunctionComputeRuntime runs every sample through the FC runtime API. The emulator knows
+// only the role's temporary key, which FC hands over per invocation: every call proves the
+// function signs with the invocation's credentials.
 func TestFunctionComputeRuntime(t *testing.T) {
-	h := fcharness.Start(t, bootstrap, functionEnv(t))
+	var env []string
+	for _, kv := range envFor(t, emulator.Options{Credentials: map[string]string{"STS.fc-role": "fc-role-secret"}}) {
+		if !strings.HasPrefix(kv, "ALIBABA_CLOUD_ACCESS_KEY") {
+			env = append(env, kv)
+		}
+	}
+	h := fcharness.Start(t, bootstrap, env)
 	for _, s := range samples {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		out, isErr, err := h.Invoke(ctx, load(t, s.file), fcharness.WithRequestID("fc-"+s.file),
-			fcharness.WithCredentials(emulator.AccessKeyID, emulator.AccessKeySecret, ""))
+			fcharness.WithCredentials("STS.fc-role", "fc-role-secret", "sts-token"))
 		cancel()
 		if err != nil || isErr {
 			t.Fatalf("%s: err %v, error answer %v: %s\n%s", s.file, err, isErr, out, h.Logs())

@@ -72,15 +72,6 @@ func (e *Engine) DomainCreated(ctx context.Context, trigger, key, domain string)
 	hash := hashStrings("domain-created", domain)
 	return e.run(ctx, trigger, key, hash, func(ctx context.Context, s *session) (Result, error) {
 		res := Result{Trigger: trigger, Key: key}
-		di := s.domain(ctx, domain)
-		if di.err != nil {
-			res.Results = append(res.Results, PolicyResult{DomainName: domain, AppName: "*", StreamName: "*",
-				Outcome: Failed, Errors: apiFieldErrors(di.err), Reason: reasonFor(di.err)})
-			if retryable(di.err) {
-				return res, fmt.Errorf("%w: domain %s: %w", ErrRetryLater, domain, di.err)
-			}
-			return res, nil
-		}
 		var ps []policy.Policy
 		for _, p := range e.defaults {
 			if p.MatchesDomain(domain) {
@@ -90,6 +81,15 @@ func (e *Engine) DomainCreated(ctx context.Context, trigger, key, domain string)
 		}
 		if len(ps) == 0 {
 			res.Note = fmt.Sprintf("no default policy (LIVEPACK_POLICIES) matches %s", domain)
+			return res, nil
+		}
+		di := s.domain(ctx, domain)
+		if di.err != nil {
+			res.Results = append(res.Results, PolicyResult{DomainName: domain, AppName: "*", StreamName: "*",
+				Outcome: Failed, Errors: apiFieldErrors(di.err), Reason: reasonFor(di.err)})
+			if retryable(di.err) {
+				return res, fmt.Errorf("%w: domain %s: %w", ErrRetryLater, domain, di.err)
+			}
 			return res, nil
 		}
 		err := s.applyPolicies(ctx, &res, dedupe(ps), false)

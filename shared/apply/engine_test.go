@@ -39,7 +39,7 @@ type receiver struct {
 	failNext int
 }
 
-func newReceiver(t *testing.T) *receiver {
+func newReceiver(t testing.TB) *receiver {
 	v, err := webhooksig.NewVerifier(notifySecret)
 	if err != nil {
 		t.Fatal(err)
@@ -100,7 +100,7 @@ type env struct {
 
 type envOption func(*emulator.Options, *liveapi.Options)
 
-func newEnv(t *testing.T, store idempotency.Store, eo ...envOption) *env {
+func newEnv(t testing.TB, store idempotency.Store, eo ...envOption) *env {
 	t.Helper()
 	eopts := emulator.Options{Seed: emulator.DefaultSeed()}
 	copts := liveapi.Options{}

@@ -1,0 +1,84 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestDefaults(t *testing.T) {
+	cli, err := FromEnv(CLI, env(nil))
+	if err != nil || cli.Endpoint != "" || cli.Notify != "stdout" || !strings.HasPrefix(cli.State, "file:") || cli.Rate != 250 || cli.Region != "cn-shanghai" || cli.WebhookSecrets != nil {
+		t.Fatalf("CLI defaults: %+v %v", cli, err)
+	}
+	for _, h := range []Host{FC, Lambda} {
+		c, err := FromEnv(h, env(nil))
+		if err != nil || c.Endpoint != DefaultEndpoint || c.Notify != "" || c.State != "memory" || c.StateWarning == "" {
+			t.Fatalf("%s defaults: %+v %v", h, c, err)
+		}
+	}
+}
+
+func TestEachBadVariableIsNamed(t *testing.T) {
+	tests := map[string]string{
+		"LIVEPACK_ENDPOINT":       "ftp://x",
+		"LIVEPACK_REGION":         "CN Shanghai",
+		"LIVEPACK_POLICIES":       `{"DomainName":"x.com","AppName":"a","StreamName":"s","Protocol":"NOPE"}`,
+		"LIVEPACK_WEBHOOK_SECRET": "not-a-secret",
+		"LIVEPACK_NOTIFY_SECRET":  "whsec_!!",
+		"LIVEPACK_STATE":          "postgres://db",
+		"LIVEPACK_RATE":           "301",
+	}
+	for name, value := range tests {
+		_, err := FromEnv(CLI, env(map[string]string{name: value}))
+		if err == nil || !strings.HasPrefix(err.Error(), name+":") {
+			t.Errorf("%s=%q: %v", name, value, err)
+		}
+	}
+	// Every problem at once, one line each.
+	all := map[string]string{}
+	for k, v := range tests {
+		all[k] = v
+	}
+	_, err := FromEnv(CLI, env(all))
+	if lines := strings.Split(err.Error(), "\n"); len(lines) != len(tests) {
+		t.Fatalf("%d lines for %d problems:\n%v", len(lines), len(tests), err)
+	}
+	if strings.Contains(err.Error(), "not-a-secret") {
+		t.Fatal("the error shows a secret")
+	}
+}
+
+func TestRateBounds(t *testing.T) {
+	for v, ok := range map[string]bool{"0": false, "1": true, "300": true, "301": false, "x": false} {
+		_, err := FromEnv(CLI, env(map[string]string{"LIVEPACK_RATE": v}))
+		if (err == nil) != ok {
+			t.Errorf("LIVEPACK_RATE=%s: %v", v, err)
+		}
+	}
+}
+
+func TestPoliciesFromFileOrInline(t *testing.T) {
+	c, err := FromEnv(CLI, env(map[string]string{"LIVEPACK_POLICIES": "../../events/default-policies.json"}))
+	if err != nil || len(c.Defaults) != 2 || c.Defaults[0].DomainName != "*.example.com" {
+		t.Fatalf("%+v %v", c.Defaults, err)
+	}
+	c, err = FromEnv(CLI, env(map[string]string{"LIVEPACK_POLICIES": `[{"DomainName":"*","AppName":"*","StreamName":"*","Protocol":"HLS_CMAF"}]`}))
+	if err != nil || len(c.Defaults) != 1 {
+		t.Fatalf("%+v %v", c.Defaults, err)
+	}
+}
+
+func TestAccessKeyHidden(t *testing.T) {
+	c, err := FromEnv(FC, env(map[string]string{"ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAI1", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "topsecret"}))
+	if err != nil || c.AccessKey.Secret != "topsecret" {
+		t.Fatal(err)
+	}
+	if s := c.AccessKey.String(); strings.Contains(s, "topsecret") {
+		t.Fatalf("String shows the secret: %s", s)
+	}
+	if _, err := FromEnv(FC, env(map[string]string{"ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAI1"})); err == nil {
+		t.Fatal("an id without a secret was accepted")
+	}
+}

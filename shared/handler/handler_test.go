@@ -1,0 +1,108 @@
+package handler_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aliyun/credentials-go/credentials"
+
+	"github.com/livepack/livepack/shared/apply"
+	"github.com/livepack/livepack/shared/emulator"
+	"github.com/livepack/livepack/shared/handler"
+	"github.com/livepack/livepack/shared/idempotency"
+	"github.com/livepack/livepack/shared/liveapi"
+	"github.com/livepack/livepack/shared/webhooksig"
+)
+
+const secret = "whsec_aGFuZGxlci10ZXN0LXNlY3JldC0wMTIzNDU2Nzg5YWJj"
+
+func newHandler(t *testing.T, logs io.Writer) *handler.Handler {
+	t.Helper()
+	srv := httptest.NewServer(emulator.New(emulator.Options{Seed: emulator.DefaultSeed()}))
+	t.Cleanup(srv.Close)
+	typ, id, key := "access_key", emulator.AccessKeyID, emulator.AccessKeySecret
+	cred, _ := credentials.NewCredential(&credentials.Config{Type: &typ, AccessKeyId: &id, AccessKeySecret: &key})
+	api, err := liveapi.New(liveapi.Options{Endpoint: srv.URL, Credential: cred})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ver, _ := webhooksig.NewVerifier(secret)
+	return handler.New(apply.Options{API: api, Store: idempotency.NewMemory()}, ver, slog.New(slog.NewJSONHandler(logs, nil)))
+}
+
+// TestServe: `livepack serve` answers the webhook with the statuses of DESIGN §6.
+func TestServe(t *testing.T) {
+	var logs bytes.Buffer
+	srv := httptest.NewServer(newHandler(t, &logs))
+	defer srv.Close()
+	body := []byte(`{"policies":[{"DomainName":"play.example.com","AppName":"sports","StreamName":"*","Protocol":"LLHLS_CMAF"}]}`)
+	post := func(h http.Header, b []byte) (*http.Response, []byte) {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL, bytes.NewReader(b))
+		req.Header = h
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		out, _ := io.ReadAll(resp.Body)
+		return resp, out
+	}
+	h, _ := webhooksig.Sign(secret, "msg_serve_1", time.Now(), body)
+	h.Set("Content-Type", "application/json")
+	resp, out := post(h, body)
+	var res apply.Result
+	if err := json.Unmarshal(out, &res); err != nil || resp.StatusCode != 200 || res.Results[0].Outcome != apply.Created || res.Key != "msg_serve_1" {
+		t.Fatalf("%d %s", resp.StatusCode, out)
+	}
+	resp, out = post(h, body)
+	if json.Unmarshal(out, &res) != nil || resp.StatusCode != 200 || !res.Replayed {
+		t.Fatalf("replay: %d %s", resp.StatusCode, out)
+	}
+	other := []byte(strings.Replace(string(body), "LLHLS_CMAF", "HLS_CMAF", 1))
+	h2, _ := webhooksig.Sign(secret, "msg_serve_1", time.Now(), other)
+	h2.Set("Content-Type", "application/json")
+	if resp, out := post(h2, other); resp.StatusCode != 409 {
+		t.Fatalf("reused id: %d %s", resp.StatusCode, out)
+	}
+	if resp, _ := post(http.Header{"Content-Type": {"application/json"}}, body); resp.StatusCode != 401 {
+		t.Fatalf("unsigned: %d", resp.StatusCode)
+	}
+	get, _ := http.Get(srv.URL)
+	if get.StatusCode != 405 {
+		t.Fatalf("GET: %d", get.StatusCode)
+	}
+	if !strings.Contains(logs.String(), `"requestId"`) {
+		t.Fatalf("logs lack a request id:\n%s", logs.String())
+	}
+	if strings.Contains(logs.String(), strings.TrimPrefix(secret, "whsec_")) || strings.Contains(logs.String(), emulator.AccessKeySecret) {
+		t.Fatal("a secret appears in the logs")
+	}
+}
+
+// TestInvokeSamples decodes and handles every events/ sample once (webhooks unsigned: 401).
+func TestInvokeSamples(t *testing.T) {
+	h := newHandler(t, io.Discard)
+	entries, _ := os.ReadDir("../../events")
+	for _, e := range entries {
+		raw, _ := os.ReadFile("../../events/" + e.Name())
+		resp, err := h.Invoke(context.Background(), raw)
+		if err != nil && !strings.Contains(err.Error(), "retry") {
+			t.Errorf("%s: %v", e.Name(), err)
+		}
+		if resp.Result == nil && resp.HTTP == nil {
+			t.Errorf("%s: no answer", e.Name())
+		}
+	}
+	if _, err := h.Invoke(context.Background(), []byte(`{"what":"ever"}`)); err == nil || !strings.Contains(err.Error(), "what") {
+		t.Fatalf("an unknown event must be named in the error: %v", err)
+	}
+}
