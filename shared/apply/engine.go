@@ -150,17 +150,23 @@ func (e *Engine) run(ctx context.Context, trigger, key, hash string, work func(c
 	rec := idempotency.Record{Key: skey, Status: idempotency.Applied, PayloadHash: hash,
 		LeaseUntil: idempotency.LeaseUntil(e.now(), deadline, ok), Result: resJSON, Pending: owed}
 	if werr != nil {
-		// The work must run again, so the key is released; notices for the changes that
-		// did happen move to a record of their own so that none is lost.
+		// The work must run again, so the key is released: notices for the changes that did
+		// happen move to a record of their own and go out now, and the notices of writes
+		// whose fate is unknown stay on the key, under a lapsed lease, for the retry to
+		// check against what it finds in place.
 		if len(owed) > 0 {
-			rec.Key = "notices:" + skey
-			rec.PayloadHash = hash
+			rec.Key = "notices:" + skey + ":" + owed[0].ID
 			if err := e.store.Put(sctx, rec); err != nil {
 				log.Error("keeping pending notices failed", "err", err)
 			}
 			res.Notices = e.deliver(ctx, &rec, nil)
 		}
-		if err := e.store.Delete(sctx, skey); err != nil {
+		if carry := s.carried(owed); len(carry) > 0 {
+			held := idempotency.Record{Key: skey, Status: idempotency.InProgress, PayloadHash: hash, LeaseUntil: e.now(), Pending: carry}
+			if err := e.store.Put(sctx, held); err != nil {
+				log.Error("keeping uncertain notices failed", "err", err)
+			}
+		} else if err := e.store.Delete(sctx, skey); err != nil {
 			log.Error("releasing the key failed", "err", err)
 		}
 		if res.Notices == nil {

@@ -35,6 +35,9 @@ type session struct {
 	planned []idempotency.PendingNotice
 	// notices are the notices for changes this run made, in order.
 	notices []idempotency.PendingNotice
+	// uncertain are the notices of writes that failed ambiguously (a timeout or 5xx may come
+	// after the API committed): a retry delivers each one whose change it finds in place.
+	uncertain []idempotency.PendingNotice
 	calls   int
 }
 
@@ -213,25 +216,33 @@ func (s *session) applyOne(ctx context.Context, p policy.Policy, report bool) (P
 		return pr, nil
 	}
 	for attempt := 0; ; attempt++ {
-		s.recordPlanned(ctx, st, di)
+		pn, planned := s.recordPlanned(ctx, st, di)
 		err := s.write(ctx, st)
 		if err == nil {
 			break
 		}
-		// A concurrent writer changed the config between Describe and the write: read it
-		// again and plan once more instead of failing.
+		// Add meets ConfigAlreadyExists, or Update/Delete a missing config: the state changed
+		// between Describe and the write. Read it again and plan once more.
 		if attempt == 0 && (errors.Is(err, liveapi.ErrConfigExists) || (st.outcome != Created && errors.Is(err, liveapi.ErrNotFound))) {
 			if lerr := s.loadConfigs(ctx, p.DomainName, di, true); lerr != nil {
 				return fail(lerr)
 			}
+			first := st
 			st = plan(p, di)
-			pr.Previous = st.current
 			if st.outcome == Unchanged {
-				pr.Outcome = Unchanged
-				pr.Reason = "a concurrent writer already applied this config"
+				// The desired state is in place: a concurrent writer made it, or this run's
+				// own write landed before an error and the client's retry met it. Streams
+				// must restart either way, so the change is reported and notified.
+				pr.Outcome, pr.Previous = first.outcome, first.current
+				pr.Reason = "the API already showed this config after the write (a retried or concurrent write)"
+				s.applied(ctx, first, di)
 				return pr, nil
 			}
+			pr.Previous = st.current
 			continue
+		}
+		if planned && retryable(err) {
+			s.uncertain = append(s.uncertain, pn)
 		}
 		return fail(err)
 	}
@@ -289,21 +300,22 @@ func (s *session) change(ctx context.Context, st step, di *domainInfo) (notify.N
 
 // recordPlanned writes the notice a step will owe into the key's record before the write, so
 // that a run that crashes right after the write still has its notice delivered by the retry.
-func (s *session) recordPlanned(ctx context.Context, st step, di *domainInfo) {
+func (s *session) recordPlanned(ctx context.Context, st step, di *domainInfo) (idempotency.PendingNotice, bool) {
 	n, err := s.change(ctx, st, di)
 	if err != nil {
 		s.log.Error("building a notice failed", "target", st.p.Target().String(), "err", err)
-		return
+		return idempotency.PendingNotice{}, false
 	}
-	pending := append(append([]idempotency.PendingNotice{}, s.notices...),
-		idempotency.PendingNotice{ID: n.ID, Event: n.JSON, Sinks: s.e.sinkNames()})
-	pending = append(pending, s.planned...)
+	pn := idempotency.PendingNotice{ID: n.ID, Event: n.JSON, Sinks: s.e.sinkNames()}
+	pending := append(append([]idempotency.PendingNotice{}, s.notices...), pn)
+	pending = append(append(pending, s.uncertain...), s.planned...)
 	deadline, ok := ctx.Deadline()
 	rec := idempotency.Record{Key: s.key, Status: idempotency.InProgress, PayloadHash: s.hash,
 		LeaseUntil: idempotency.LeaseUntil(s.e.now(), deadline, ok), Pending: pending}
 	if err := s.e.store.Put(ctx, rec); err != nil {
 		s.log.Warn("recording a planned notice failed", "err", err)
 	}
+	return pn, true
 }
 
 // applied records that a step's write succeeded: its notice is owed.
@@ -334,6 +346,23 @@ func (s *session) owed() []idempotency.PendingNotice {
 			out = append(out, pn)
 		} else {
 			s.log.Info("a planned notice of a crashed run is not owed: its change is not in place", "notice", pn.ID)
+		}
+	}
+	return out
+}
+
+// carried returns the notices a failed run hands to the retry: those of ambiguous writes and
+// those a crashed run planned that this run neither delivered nor found in place.
+func (s *session) carried(owed []idempotency.PendingNotice) []idempotency.PendingNotice {
+	seen := map[string]bool{}
+	for _, n := range owed {
+		seen[n.ID] = true
+	}
+	var out []idempotency.PendingNotice
+	for _, pn := range append(append([]idempotency.PendingNotice{}, s.uncertain...), s.planned...) {
+		if !seen[pn.ID] {
+			seen[pn.ID] = true
+			out = append(out, pn)
 		}
 	}
 	return out

@@ -110,8 +110,9 @@ type Options struct {
 	// documented account quota.
 	Rate int
 	// FailRate is the fraction of calls that meet an injected fault: 500 InternalErr, 503
-	// ServiceUnavailable, 400 Throttling, or added latency (then served normally). Faults
-	// strike before the action runs, as a gateway's would.
+	// ServiceUnavailable or 400 Throttling before the action runs (as a gateway's would), added
+	// latency (then served normally), or, for writes, a 500 InternalErr after the change was
+	// committed (as a timeout after the commit looks to a caller).
 	FailRate float64
 	// FailSeed seeds the faults, so a run repeats.
 	FailSeed int64
@@ -130,7 +131,9 @@ type Call struct {
 	Code        string            `json:"code,omitempty"`
 	AccessKeyID string            `json:"accessKeyId,omitempty"`
 	Signature   string            `json:"signature,omitempty"`
-	Time        time.Time         `json:"time"`
+	// Committed marks an injected fault that answered an error after the write took effect.
+	Committed bool      `json:"committed,omitempty"`
+	Time      time.Time `json:"time"`
 }
 
 // Server is the emulator. It is safe for concurrent use.
@@ -242,6 +245,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if aerr == nil {
 		body, aerr = s.dispatch(req)
+		if aerr == nil && req.failAfter && isWrite(req.action) {
+			call.Committed = true
+			aerr = fail(http.StatusInternalServerError, "InternalErr", "Internal error, please try again later.")
+		}
 	}
 	s.mu.Lock()
 	s.reqSeq++
@@ -289,7 +296,7 @@ func (s *Server) admit(req *request) *apiError {
 	}
 	s.window[req.accessKeyID] = append(win, now)
 	if s.opts.FailRate > 0 && s.rnd.Float64() < s.opts.FailRate {
-		switch s.rnd.Intn(4) {
+		switch s.rnd.Intn(5) {
 		case 0:
 			return fail(http.StatusInternalServerError, "InternalErr", "Internal error, please try again later.")
 		case 1:
@@ -298,6 +305,8 @@ func (s *Server) admit(req *request) *apiError {
 			e := fail(http.StatusBadRequest, "Throttling", "Request was denied due to request throttling.")
 			e.header = http.Header{"X-Ratelimit-User-Api": {"Limit:50,Remain:0,TimeLeft:200"}}
 			return e
+		case 3:
+			req.failAfter = true
 		default:
 			d := s.latency
 			s.mu.Unlock()
@@ -341,6 +350,10 @@ func (s *Server) domain(name string) (*Domain, *apiError) {
 		}
 	}
 	return nil, fail(http.StatusNotFound, "InvalidDomain.NotFound", "The domain provided does not exist in our records.")
+}
+
+func isWrite(action string) bool {
+	return strings.HasPrefix(action, "Add") || strings.HasPrefix(action, "Update") || strings.HasPrefix(action, "Delete")
 }
 
 func trimmed(s string) string { return strings.TrimSpace(s) }

@@ -274,7 +274,7 @@ func TestFaultsRepeat(t *testing.T) {
 		s.latency = time.Millisecond
 		c := newSDK(t, url, AccessKeyID, AccessKeySecret, false)
 		var codes []string
-		for range 40 {
+		for range 100 {
 			_, err := c.call("DescribeLiveDomainDetail", map[string]any{"DomainName": "play.example.com"})
 			codes = append(codes, codeOf(err))
 		}
@@ -290,6 +290,37 @@ func TestFaultsRepeat(t *testing.T) {
 	}
 	if kinds[""] == 0 || kinds["InternalErr"] == 0 || kinds["ServiceUnavailable"] == 0 || kinds["Throttling"] == 0 {
 		t.Fatalf("fault mix %v lacks a kind", kinds)
+	}
+}
+
+// TestFaultAfterCommit: some injected write faults come after the change is committed, as a
+// timeout after the commit looks to a caller; the others leave the state alone.
+func TestFaultAfterCommit(t *testing.T) {
+	s, url := start(t, Options{FailRate: 1, FailSeed: 9})
+	s.latency = time.Millisecond
+	c := newSDK(t, url, AccessKeyID, AccessKeySecret, false)
+	committed, refused := 0, 0
+	for i := range 40 {
+		app := fmt.Sprintf("app%d", i)
+		_, err := c.call("AddLivePackageConfig", map[string]any{"DomainName": "play.example.com", "AppName": app, "StreamName": "*", "Protocol": "HLS_CMAF"})
+		if err == nil {
+			continue // added latency only
+		}
+		found := false
+		for _, pc := range s.State().PackageConfigs {
+			found = found || pc.AppName == app
+		}
+		if found {
+			committed++
+			if codeOf(err) != "InternalErr" {
+				t.Fatalf("a committed write answered %v", err)
+			}
+		} else {
+			refused++
+		}
+	}
+	if committed == 0 || refused == 0 {
+		t.Fatalf("committed-then-failed %d, refused %d: want both kinds", committed, refused)
 	}
 }
 

@@ -21,6 +21,8 @@ const skew = 15 * time.Minute
 type request struct {
 	action, version, accessKeyID, scheme string
 	params                               url.Values
+	// failAfter: an injected fault answers 500 after a write commits.
+	failAfter bool
 }
 
 // loggable returns the parameters without the signature fields.
