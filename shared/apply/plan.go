@@ -38,7 +38,7 @@ type session struct {
 	// uncertain are the notices of writes that failed ambiguously (a timeout or 5xx may come
 	// after the API committed): a retry delivers each one whose change it finds in place.
 	uncertain []idempotency.PendingNotice
-	calls   int
+	calls     int
 }
 
 type domainInfo struct {
