@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/livepack/livepack/shared/redistest"
 )
 
 func run(t *testing.T, env map[string]string, stdin string, args ...string) (int, string, string) {
@@ -75,5 +77,23 @@ func TestInvokeEmbeddedEmulator(t *testing.T) {
 	code, _, errs = run(t, map[string]string{"LIVEPACK_RATE": "0"}, "", "invoke", "-event", "../../events/policies.json")
 	if code != 2 || !strings.Contains(errs, "LIVEPACK_RATE") {
 		t.Fatalf("bad config: exit %d, stderr %s", code, errs)
+	}
+}
+
+// TestInvokeWithRedisState: with LIVEPACK_STATE=redis://… the idempotency records (and the
+// quota) live in Redis, so a second process replays what the first applied.
+func TestInvokeWithRedisState(t *testing.T) {
+	rdb := redistest.Start(t)
+	env := map[string]string{"LIVEPACK_STATE": "redis://" + rdb.Options().Addr + "/0", "HOME": t.TempDir()}
+	code, out, errs := run(t, env, "", "invoke", "-event", "../../events/policies.json")
+	if code != 0 || !strings.Contains(out, `"replayed": false`) {
+		t.Fatalf("first: exit %d\n%s\n%s", code, out, errs)
+	}
+	code, out, errs = run(t, env, "", "invoke", "-event", "../../events/policies.json")
+	if code != 0 || !strings.Contains(out, `"replayed": true`) {
+		t.Fatalf("second: exit %d\n%s\n%s", code, out, errs)
+	}
+	if n, err := rdb.Exists(context.Background(), "livepack:quota").Result(); err != nil || n != 1 {
+		t.Fatalf("the shared quota key is missing: %d %v", n, err)
 	}
 }

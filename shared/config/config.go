@@ -64,6 +64,7 @@ type AccessKey struct {
 	ID, Secret, SecurityToken string
 }
 
+// String names the key without its secret.
 func (k AccessKey) String() string {
 	if k.ID == "" {
 		return "(default chain)"

@@ -101,7 +101,7 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) 
 			_ = rdb.Close()
 			return nil, fmt.Errorf("host: LIVEPACK_STATE: redis at %s: %w", opt.Addr, err)
 		}
-		store = idempotency.NewRedis(rdb, "livepack:")
+		store = idempotency.NewRedis(rdb, idempotency.KeyPrefix)
 		// With Redis, LIVEPACK_RATE is one budget for every instance sharing it.
 		limiter = quota.NewRedis(rdb, "livepack:quota", cfg.Rate)
 		w.closers = append(w.closers, func() { _ = rdb.Close() })

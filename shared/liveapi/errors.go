@@ -34,6 +34,7 @@ type Error struct {
 	Err error
 }
 
+// Error reports the action, status, code and RequestId: what support asks for.
 func (e *Error) Error() string {
 	if e.Status == 0 {
 		return fmt.Sprintf("liveapi: %s: %s: %s", e.Action, e.Code, e.Message)

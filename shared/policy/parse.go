@@ -15,6 +15,7 @@ type Invalid struct {
 	Errors []FieldError
 }
 
+// Error summarizes the errors; Errors holds each one.
 func (e *Invalid) Error() string {
 	if len(e.Errors) == 1 {
 		return "invalid policy document: " + e.Errors[0].Message
