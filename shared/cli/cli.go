@@ -81,7 +81,7 @@ func Main(ctx context.Context, args []string, sio IO) int {
 }
 
 func logger(w io.Writer) *slog.Logger {
-	return slog.New(slog.NewTextHandler(w, nil))
+	return slog.New(handler.LogHandler(slog.NewTextHandler(w, nil)))
 }
 
 func newFlags(name string, sio IO) *flag.FlagSet {

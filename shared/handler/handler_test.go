@@ -106,3 +106,14 @@ func TestInvokeSamples(t *testing.T) {
 		t.Fatalf("an unknown event must be named in the error: %v", err)
 	}
 }
+
+func TestLogHandlerAddsRequestID(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(handler.LogHandler(slog.NewJSONHandler(&buf, nil))).With("component", "liveapi")
+	log.WarnContext(handler.WithRequestID(context.Background(), "req-42"), "retrying")
+	log.Info("no context")
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], `"requestId":"req-42"`) || strings.Contains(lines[1], "requestId") {
+		t.Fatalf("%s", buf.String())
+	}
+}

@@ -22,7 +22,7 @@ import (
 // Run starts the FC or Lambda host; it returns only when the configuration is bad (exit code
 // 2), after one line per problem on stderr.
 func Run(h config.Host, getenv func(string) string, stderr io.Writer) int {
-	log := slog.New(slog.NewJSONHandler(stderr, nil)).With("host", string(h))
+	log := slog.New(handler.LogHandler(slog.NewJSONHandler(stderr, nil))).With("host", string(h))
 	if id := getenv("LIVEPACK_SECRET_ID"); id != "" && h == config.Lambda {
 		// Secrets come from Secrets Manager, never from the function's environment.
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -163,7 +163,7 @@ func (c *Client) call(ctx context.Context, action string, params map[string]any,
 			// caller still has time to record it.
 			return err
 		}
-		c.log.Warn("retrying Live API call", "action", action, "attempt", attempt, "wait", wait.String(), "err", err)
+		c.log.WarnContext(ctx, "retrying Live API call", "action", action, "attempt", attempt, "wait", wait.String(), "err", err)
 		if err := c.sleep(ctx, wait); err != nil {
 			return last
 		}

@@ -166,7 +166,7 @@ func TestWebhookSinkFailures(t *testing.T) {
 				w.WriteHeader(tt.status)
 			}))
 			defer srv.Close()
-			sinks, _ := ParseSinks(srv.URL, "", WithHTTPClient(&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}))
+			sinks, _ := ParseSinks(srv.URL, "")
 			n, _ := Build(change())
 			ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
 			defer cancel()

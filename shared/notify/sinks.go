@@ -50,7 +50,9 @@ func WithClock(now func() time.Time) Option { return func(o *options) { o.now = 
 // or empty, signs the generic webhooks. A DingTalk robot's own signing secret goes in the URL
 // as `secret=SEC…`; it is removed from the URL before use and never logged.
 func ParseSinks(spec, secret string, opts ...Option) ([]Sink, error) {
-	o := options{stdout: os.Stdout, client: &http.Client{Timeout: 15 * time.Second}, now: time.Now}
+	// Redirects are not followed: a 3xx means the URL needs fixing, not a silent detour.
+	o := options{stdout: os.Stdout, now: time.Now, client: &http.Client{Timeout: 15 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 	for _, f := range opts {
 		f(&o)
 	}
