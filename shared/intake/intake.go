@@ -296,16 +296,21 @@ func httpEvent(env map[string]json.RawMessage, str func(string) string) (Request
 }
 
 // timerEvent reads the FC timer event, whose payload is the configured string: a schedule
-// command ({"mode": ...}, optionally with policies) as JSON, or empty for a report.
-func timerEvent(env map[string]json.RawMessage, str func(string) string) (Request, error) {
-	name, at, payload := str("triggerName"), str("triggerTime"), str("payload")
+// command ({"mode": ...}, optionally with policies), a policy document to reconcile, or empty
+// for a report against the default policies.
+func timerEvent(_ map[string]json.RawMessage, str func(string) string) (Request, error) {
+	name, at, payload := str("triggerName"), str("triggerTime"), strings.TrimSpace(str("payload"))
 	req := Request{Kind: Schedule, Source: "fc-timer", Key: name + "@" + at, Mode: ModeReport}
-	if strings.TrimSpace(payload) == "" {
+	if payload == "" {
+		return req, nil
+	}
+	if strings.HasPrefix(payload, "[") && json.Valid([]byte(payload)) {
+		req.Document = json.RawMessage(payload)
 		return req, nil
 	}
 	var cmd map[string]json.RawMessage
 	if err := json.Unmarshal([]byte(payload), &cmd); err != nil || cmd == nil {
-		return Request{}, fmt.Errorf(`intake: timer %q: payload must be a JSON object such as {"mode": "report"}: %q`, name, clip(payload))
+		return Request{}, fmt.Errorf(`intake: timer %q: payload must be JSON such as {"mode": "report"} or a policy document: %q`, name, clip(payload))
 	}
 	return command(req, cmd)
 }
@@ -326,6 +331,8 @@ func scheduleInput(str func(string) string, env map[string]json.RawMessage, now 
 	return command(req, env)
 }
 
+// command reads a schedule command: an optional mode, and policies given either as
+// "policies" or as one policy object's own fields.
 func command(req Request, cmd map[string]json.RawMessage) (Request, error) {
 	if m, ok := cmd["mode"]; ok {
 		var mode string
@@ -334,10 +341,25 @@ func command(req Request, cmd map[string]json.RawMessage) (Request, error) {
 		}
 		req.Mode = mode
 	}
-	if p, ok := cmd["policies"]; ok {
-		doc, err := json.Marshal(map[string]json.RawMessage{"policies": p})
+	switch {
+	case cmd["policies"] != nil:
+		doc, err := json.Marshal(map[string]json.RawMessage{"policies": cmd["policies"]})
 		if err != nil {
 			return Request{}, fmt.Errorf("intake: schedule policies: %w", err)
+		}
+		req.Document = doc
+	case cmd["DomainName"] != nil:
+		one := map[string]json.RawMessage{}
+		for k, v := range cmd {
+			switch k {
+			case "mode", "livepack", "id", "scheduledTime", "executionId":
+			default:
+				one[k] = v
+			}
+		}
+		doc, err := json.Marshal(one)
+		if err != nil {
+			return Request{}, fmt.Errorf("intake: schedule policy: %w", err)
 		}
 		req.Document = doc
 	}

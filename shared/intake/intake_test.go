@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -84,6 +85,8 @@ func TestDecodeEdgeCases(t *testing.T) {
 		{"timer empty payload", `{"triggerTime":"t","triggerName":"n","payload":""}`, Schedule, "n@t", false},
 		{"timer text payload", `{"triggerTime":"t","triggerName":"n","payload":"awesome-fc"}`, "", "", true},
 		{"timer with policies", `{"triggerTime":"t","triggerName":"n","payload":"{\"mode\":\"enforce\",\"policies\":[]}"}`, Schedule, "n@t", false},
+		{"timer with a policy array", `{"triggerTime":"t","triggerName":"n","payload":"[{\"DomainName\":\"p.com\"}]"}`, Schedule, "n@t", false},
+		{"timer with one policy", `{"triggerTime":"t","triggerName":"n","payload":"{\"DomainName\":\"p.com\",\"mode\":\"enforce\"}"}`, Schedule, "n@t", false},
 		{"http base64", `{"version":"2.0","requestContext":{"http":{"method":"POST"}},"body":"e30=","isBase64Encoded":true,"headers":{"webhook-id":"m"}}`, Webhook, "m", false},
 		{"http bad base64", `{"version":"2.0","requestContext":{"http":{"method":"POST"}},"body":"%%","isBase64Encoded":true}`, "", "", true},
 		{"http without method", `{"version":"v1","requestContext":{}}`, "", "", true},
@@ -102,6 +105,9 @@ func TestDecodeEdgeCases(t *testing.T) {
 			}
 			if err != nil || req.Kind != tt.kind || req.Key != tt.key {
 				t.Fatalf("got %+v, %v; want kind %s key %q", req, err, tt.kind, tt.key)
+			}
+			if strings.Contains(tt.name, "policy") && (len(req.Document) == 0 || strings.Contains(string(req.Document), "mode")) {
+				t.Fatalf("policy document not carried (or carries the mode): %s", req.Document)
 			}
 		})
 	}
