@@ -64,3 +64,19 @@ func TestFetch(t *testing.T) {
 		t.Fatal("fetched without a session token")
 	}
 }
+
+// FuzzSecretString: whatever the secret holds, Fetch answers a map or an error, never a panic,
+// and never echoes a value in its error.
+func FuzzSecretString(f *testing.F) {
+	f.Add(`{"LIVEPACK_WEBHOOK_SECRET":"whsec_x"}`)
+	f.Add(`{"X":"hunter2"}`)
+	f.Add(`[]`)
+	f.Fuzz(func(t *testing.T, secret string) {
+		port := extension(t, map[string]string{"s": secret})
+		env := map[string]string{"AWS_SESSION_TOKEN": "session-token", "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT": port}
+		_, err := Fetch(context.Background(), "s", func(k string) string { return env[k] })
+		if err != nil && len(secret) > 12 && strings.Contains(err.Error(), secret) {
+			t.Fatalf("error echoes the secret: %v", err)
+		}
+	})
+}
