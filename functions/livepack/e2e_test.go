@@ -121,6 +121,21 @@ func envFor(t testing.TB, opts emulator.Options) []string {
 	}
 }
 
+// without drops the variables whose names start with any of prefixes.
+func without(env []string, prefixes ...string) []string {
+	var out []string
+	for _, kv := range env {
+		keep := true
+		for _, p := range prefixes {
+			keep = keep && !strings.HasPrefix(kv, p)
+		}
+		if keep {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
 // check asserts one answer: a result document (or, for webhooks, the HTTP response carrying
 // one) with the expected trigger and first outcome.
 func check(t *testing.T, s sample, answer []byte) {
@@ -194,13 +209,7 @@ func secretsExtension(t *testing.T) (port string) {
 }
 
 func TestLambdaRuntime(t *testing.T) {
-	var env []string
-	for _, kv := range functionEnv(t) {
-		if !strings.HasPrefix(kv, "ALIBABA_CLOUD_ACCESS_KEY") && !strings.HasPrefix(kv, "LIVEPACK_WEBHOOK_SECRET") && !strings.HasPrefix(kv, "LIVEPACK_NOTIFY_SECRET") {
-			env = append(env, kv)
-		}
-	}
-	env = append(env, "LIVEPACK_SECRET_ID=livepack", "AWS_SESSION_TOKEN=session-token", "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT="+secretsExtension(t))
+	env := append(without(functionEnv(t), "ALIBABA_CLOUD_ACCESS_KEY", "LIVEPACK_WEBHOOK_SECRET", "LIVEPACK_NOTIFY_SECRET"), "LIVEPACK_SECRET_ID=livepack", "AWS_SESSION_TOKEN=session-token", "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT="+secretsExtension(t))
 	rie := lambdarie.Start(t, bootstrap, env)
 	for _, s := range samples {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -222,12 +231,7 @@ func TestLambdaRuntime(t *testing.T) {
 // only the role's temporary key, which FC hands over per invocation: every call proves the
 // function signs with the invocation's credentials.
 func TestFunctionComputeRuntime(t *testing.T) {
-	var env []string
-	for _, kv := range envFor(t, emulator.Options{Credentials: map[string]string{"STS.fc-role": "fc-role-secret"}}) {
-		if !strings.HasPrefix(kv, "ALIBABA_CLOUD_ACCESS_KEY") {
-			env = append(env, kv)
-		}
-	}
+	env := without(envFor(t, emulator.Options{Credentials: map[string]string{"STS.fc-role": "fc-role-secret"}}), "ALIBABA_CLOUD_ACCESS_KEY")
 	h := fcharness.Start(t, bootstrap, env)
 	for _, s := range samples {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

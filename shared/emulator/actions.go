@@ -147,31 +147,9 @@ func (s *Server) find(domain, app, stream string) int {
 	return -1
 }
 
-func (s *Server) addConfig(req *request) (map[string]any, *apiError) {
-	c, err := readConfig(req, false)
-	if err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	d, err := s.playDomain(c.DomainName)
-	if err != nil {
-		return nil, err
-	}
-	c.DomainName = d.DomainName
-	if s.find(c.DomainName, c.AppName, c.StreamName) >= 0 {
-		return nil, fail(http.StatusBadRequest, "ConfigAlreadyExists", "Config has already exist.")
-	}
-	s.state.PackageConfigs = append(s.state.PackageConfigs, c)
-	return map[string]any{}, nil
-}
-
-func notFound() *apiError {
-	return fail(http.StatusNotFound, "InvalidConfig.NotFound", "The specified package config does not exist.")
-}
-
-func (s *Server) updateConfig(req *request) (map[string]any, *apiError) {
-	c, err := readConfig(req, true)
+// putConfig is Add (update false: the config must not exist) and Update (it must).
+func (s *Server) putConfig(req *request, update bool) (map[string]any, *apiError) {
+	c, err := readConfig(req, update)
 	if err != nil {
 		return nil, err
 	}
@@ -183,11 +161,21 @@ func (s *Server) updateConfig(req *request) (map[string]any, *apiError) {
 	}
 	c.DomainName = d.DomainName
 	i := s.find(c.DomainName, c.AppName, c.StreamName)
-	if i < 0 {
+	switch {
+	case !update && i >= 0:
+		return nil, fail(http.StatusBadRequest, "ConfigAlreadyExists", "Config has already exist.")
+	case !update:
+		s.state.PackageConfigs = append(s.state.PackageConfigs, c)
+	case i < 0:
 		return nil, notFound()
+	default:
+		s.state.PackageConfigs[i] = c
 	}
-	s.state.PackageConfigs[i] = c
 	return map[string]any{}, nil
+}
+
+func notFound() *apiError {
+	return fail(http.StatusNotFound, "InvalidConfig.NotFound", "The specified package config does not exist.")
 }
 
 func (s *Server) deleteConfig(req *request) (map[string]any, *apiError) {

@@ -323,9 +323,9 @@ func (s *Server) dispatch(req *request) (map[string]any, *apiError) {
 	}
 	switch req.action {
 	case "AddLivePackageConfig":
-		return s.addConfig(req)
+		return s.putConfig(req, false)
 	case "UpdateLivePackageConfig":
-		return s.updateConfig(req)
+		return s.putConfig(req, true)
 	case "DeleteLivePackageConfig":
 		return s.deleteConfig(req)
 	case "DescribeLivePackageConfig":
