@@ -368,7 +368,7 @@ func TestCrashBetweenApplyAndNotice(t *testing.T) {
 				t.Fatal("the crashing run did not crash")
 			}
 		}()
-		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		_, _ = apply.New(crashed).Apply(ctx, "cms-webhook", "msg_crash", hash, ps)
 	}()

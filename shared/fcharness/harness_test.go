@@ -155,6 +155,10 @@ func TestHandlerErrorAndPanic(t *testing.T) {
 func TestLogsAndStdoutAreCaptured(t *testing.T) {
 	h := fcharness.Start(t, hellofc, nil)
 	invoke(t, h, `{"action":"logged"}`, fcharness.WithRequestID("req-log-1"))
+	// The function's output reaches the harness through pipes, which may trail the answer.
+	for deadline := time.Now().Add(5 * time.Second); (!strings.Contains(h.Logs(), "req-log-1") || !strings.Contains(h.Stdout(), "req-log-1")) && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	var line map[string]any
 	for l := range strings.Lines(h.Logs()) {
 		if strings.Contains(l, "req-log-1") {

@@ -200,7 +200,8 @@ func TestRetryHonoursDeadline(t *testing.T) {
 	defer cancel()
 	start := time.Now()
 	_, err := c.DescribeDomain(ctx, "play.example.com")
-	if !liveapi.IsRetryable(err) || time.Since(start) > 1500*time.Millisecond {
+	// The deadline cancels a call in flight; a little scheduling slack is allowed on top.
+	if !liveapi.IsRetryable(err) || time.Since(start) > 1800*time.Millisecond {
 		t.Fatalf("err %v after %s", err, time.Since(start))
 	}
 	if calls.Load() < 2 {

@@ -175,7 +175,7 @@ func TestWebhookSinkFailures(t *testing.T) {
 			if err == nil || errors.Is(err, ErrPermanent) != tt.permanent {
 				t.Fatalf("Deliver = %v, permanent want %v", err, tt.permanent)
 			}
-			if time.Since(start) > 700*time.Millisecond+200*time.Millisecond {
+			if time.Since(start) > 700*time.Millisecond+500*time.Millisecond {
 				t.Fatal("retried past the deadline")
 			}
 		})
