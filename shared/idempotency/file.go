@@ -15,6 +15,10 @@ import (
 
 var bucket = []byte("idempotency")
 
+// lockTimeout is how long a second process waits for the file's lock before failing: long
+// enough to outlast a short CLI run, short enough to report a stuck one.
+var lockTimeout = 5 * time.Second
+
 // File is a Store in one bbolt file: the CLI's default, so a replay survives between runs.
 // bbolt locks the file, so a second process waits briefly and then fails clearly.
 type File struct {
@@ -27,7 +31,7 @@ func NewFile(path string) (*File, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("idempotency: file store %s: %w", path, err)
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
 	if err != nil {
 		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("idempotency: file store %s is locked by another livepack process: %w", path, err)

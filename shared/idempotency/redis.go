@@ -35,10 +35,10 @@ if not cur[1] then
   return {'fresh'}
 end
 if cur[2] ~= ARGV[1] then return {'mismatch'} end
-if cur[1] == 'COMPLETED' then return {'completed', cur[4]} end
+if cur[1] == 'COMPLETED' then return {'completed', cur[4], cur[3]} end
 if tonumber(cur[3]) > tonumber(ARGV[3]) then return {'inprogress'} end
 redis.call('HSET', KEYS[1], 'lease', ARGV[2])
-return {'takeover', cur[4]}
+return {'takeover', cur[4], cur[3]}
 `)
 
 // Acquire implements Store.
@@ -61,11 +61,27 @@ func (r *Redis) Acquire(ctx context.Context, key, hash string, leaseUntil time.T
 	case "inprogress":
 		return nil, ErrInProgress
 	}
-	var rec Record
-	if err := json.Unmarshal([]byte(res[1]), &rec); err != nil {
+	if len(res) < 3 {
+		return nil, fmt.Errorf("idempotency: redis acquire %s: unexpected reply %q", key, res)
+	}
+	rec, err := decodeRecord(res[1], res[2])
+	if err != nil {
 		return nil, fmt.Errorf("idempotency: redis record %s: %w", key, err)
 	}
 	return &rec, nil
+}
+
+// decodeRecord reads a record's JSON; the hash's lease field is the authoritative lease (a
+// takeover rewrites only that field, not the JSON).
+func decodeRecord(js, lease string) (Record, error) {
+	var rec Record
+	if err := json.Unmarshal([]byte(js), &rec); err != nil {
+		return rec, err
+	}
+	if ms, err := strconv.ParseInt(lease, 10, 64); err == nil && ms != rec.LeaseUntil.UnixMilli() {
+		rec.LeaseUntil = time.UnixMilli(ms)
+	}
+	return rec, nil
 }
 
 // Put implements Store.
@@ -102,15 +118,19 @@ func (r *Redis) Pending(ctx context.Context) ([]Record, error) {
 	it := r.rdb.Scan(ctx, 0, r.prefix+"*", 200).Iterator()
 	for it.Next(ctx) {
 		v, err := r.rdb.HMGet(ctx, it.Val(), "status", "lease", "rec").Result()
-		if err != nil || len(v) != 3 || v[0] != string(Applied) {
+		if err != nil {
+			return nil, fmt.Errorf("idempotency: redis pending %s: %w", it.Val(), err)
+		}
+		status, _ := v[0].(string)
+		leaseStr, _ := v[1].(string)
+		js, _ := v[2].(string)
+		if status != string(Applied) {
+			continue // another status, or a key that expired since SCAN saw it
+		}
+		if lease, err := strconv.ParseInt(leaseStr, 10, 64); err == nil && lease > now {
 			continue
 		}
-		lease, _ := strconv.ParseInt(fmt.Sprint(v[1]), 10, 64)
-		if lease > now {
-			continue
-		}
-		var rec Record
-		if s, ok := v[2].(string); ok && json.Unmarshal([]byte(s), &rec) == nil {
+		if rec, err := decodeRecord(js, leaseStr); err == nil {
 			out = append(out, rec)
 		}
 	}

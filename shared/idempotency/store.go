@@ -77,13 +77,16 @@ type Store interface {
 // Lease and retention periods.
 const (
 	// leaseGrace outlasts the deadline a little: the platform may still be delivering the
-	// invocation's answer when the deadline passes.
-	leaseGrace = time.Second
-	// shortLease is the lease of an invocation with no time left, or with no deadline known
-	// beyond a generous bound: long enough to finish its writes, short enough that a retry is
-	// never blocked for long.
-	shortLease   = 10 * time.Second
-	noDeadline   = 5 * time.Minute
+	// invocation's answer when the deadline passes, and every instance compares leases with its
+	// own clock, so the grace absorbs a few seconds of clock skew between them.
+	leaseGrace = 10 * time.Second
+	// shortLease is the lease of an invocation with no time left: long enough to finish its
+	// writes, short enough that a retry is never blocked for long.
+	shortLease = 10 * time.Second
+	// noDeadline bounds the lease of a caller with no deadline (the CLI): generous, yet a
+	// crashed run still frees its key within minutes.
+	noDeadline = 5 * time.Minute
+	// completedTTL is the replay window: a retry within it gets the stored result.
 	completedTTL = 24 * time.Hour
 	// appliedTTL keeps an undelivered notice long after any retry policy gives up, so it is
 	// delivered by a later invocation rather than silently dropped.
@@ -91,8 +94,11 @@ const (
 )
 
 // LeaseUntil returns the lease end for an invocation with the given deadline (ok false: none),
-// as Powertools does: the lease follows the remaining time, so a crashed or timed-out run
-// blocks retries only until its own deadline.
+// as Powertools for AWS Lambda does: the lease follows the invocation's remaining time (plus a
+// short grace), so a crashed or timed-out run blocks the platform's retries only until its own
+// deadline instead of for a fixed, long lock period. With no deadline known the lease is a
+// generous five minutes; a deadline already past still gets a short lease, enough to finish
+// the writes in flight.
 func LeaseUntil(now, deadline time.Time, ok bool) time.Time {
 	switch {
 	case !ok:

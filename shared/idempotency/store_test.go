@@ -3,12 +3,14 @@ package idempotency
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/livepack/livepack/shared/redistest"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 func constructors(t *testing.T) map[string]func(t *testing.T) Store {
@@ -151,7 +153,7 @@ func TestLeaseUntil(t *testing.T) {
 		ok       bool
 		want     time.Time
 	}{
-		{"deadline ahead", now.Add(30 * time.Second), true, now.Add(31 * time.Second)},
+		{"deadline ahead", now.Add(30 * time.Second), true, now.Add(40 * time.Second)},
 		{"deadline passed", now.Add(-time.Second), true, now.Add(10 * time.Second)},
 		{"deadline now", now, true, now.Add(10 * time.Second)},
 		{"no deadline", time.Time{}, false, now.Add(5 * time.Minute)},
@@ -184,3 +186,139 @@ func TestOpen(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+func near(got, want time.Time) bool {
+	d := got.Sub(want)
+	return d > -5*time.Second && d < 5*time.Second
+}
+
+func TestPutFillsExpiry(t *testing.T) {
+	ctx := context.Background()
+	for name, mk := range constructors(t) {
+		t.Run(name, func(t *testing.T) {
+			s := mk(t)
+			defer s.Close()
+			now := time.Now()
+			live, lapsed := now.Add(time.Minute), now.Add(-time.Second)
+			if err := s.Put(ctx, Record{Key: "c", Status: Completed, PayloadHash: "h"}); err != nil {
+				t.Fatal(err)
+			}
+			rec, err := s.Acquire(ctx, "c", "h", live)
+			if err != nil || rec == nil || !near(rec.ExpiresAt, now.Add(24*time.Hour)) {
+				t.Fatalf("completed: %+v, %v; want expiry in 24 h", rec, err)
+			}
+			if err := s.Put(ctx, Record{Key: "a", Status: Applied, PayloadHash: "h", LeaseUntil: lapsed}); err != nil {
+				t.Fatal(err)
+			}
+			pend, err := s.Pending(ctx)
+			if err != nil || len(pend) != 1 || !near(pend[0].ExpiresAt, now.Add(7*24*time.Hour)) {
+				t.Fatalf("applied: %+v, %v; want expiry in 7 days", pend, err)
+			}
+			if err := s.Put(ctx, Record{Key: "i", Status: InProgress, PayloadHash: "h", LeaseUntil: lapsed}); err != nil {
+				t.Fatal(err)
+			}
+			rec, err = s.Acquire(ctx, "i", "h", live)
+			if err != nil || rec == nil || !near(rec.ExpiresAt, now.Add(7*24*time.Hour)) {
+				t.Fatalf("in progress: %+v, %v; want expiry in 7 days", rec, err)
+			}
+			// An explicit expiry is kept.
+			at := now.Add(time.Hour).Truncate(time.Millisecond)
+			if err := s.Put(ctx, Record{Key: "x", Status: Completed, PayloadHash: "h", ExpiresAt: at}); err != nil {
+				t.Fatal(err)
+			}
+			if rec, err := s.Acquire(ctx, "x", "h", live); err != nil || !rec.ExpiresAt.Equal(at) {
+				t.Fatalf("explicit expiry: %+v, %v", rec, err)
+			}
+			if r, ok := s.(*Redis); ok {
+				ttl, err := r.rdb.PTTL(ctx, r.prefix+"c").Result()
+				if err != nil || ttl < 23*time.Hour || ttl > 24*time.Hour {
+					t.Fatalf("redis TTL %s, %v; want 24 h", ttl, err)
+				}
+			}
+		})
+	}
+}
+
+func TestPendingListsLapsedAppliedOnly(t *testing.T) {
+	ctx := context.Background()
+	for name, mk := range constructors(t) {
+		t.Run(name, func(t *testing.T) {
+			s := mk(t)
+			defer s.Close()
+			now := time.Now()
+			live, lapsed := now.Add(time.Minute), now.Add(-time.Second)
+			notice := []PendingNotice{{ID: "n", Event: []byte(`{"id":"n"}`), Sinks: []string{"slack"}}}
+			for _, r := range []Record{
+				{Key: "applied-lapsed", Status: Applied, LeaseUntil: lapsed, Pending: notice},
+				{Key: "applied-nolease", Status: Applied, Pending: notice},
+				{Key: "applied-live", Status: Applied, LeaseUntil: live, Pending: notice},
+				{Key: "inprogress-lapsed", Status: InProgress, LeaseUntil: lapsed, Pending: notice},
+				{Key: "inprogress-live", Status: InProgress, LeaseUntil: live},
+				{Key: "completed", Status: Completed},
+				{Key: "applied-expired", Status: Applied, LeaseUntil: lapsed, ExpiresAt: now.Add(-time.Millisecond), Pending: notice},
+			} {
+				r.PayloadHash = "h"
+				if err := s.Put(ctx, r); err != nil {
+					t.Fatal(err)
+				}
+			}
+			pend, err := s.Pending(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]bool{}
+			for _, r := range pend {
+				got[r.Key] = true
+				if len(r.Pending) != 1 || r.Pending[0].Sinks[0] != "slack" || string(r.Pending[0].Event) != `{"id":"n"}` {
+					t.Fatalf("pending notice lost: %+v", r)
+				}
+			}
+			if len(got) != 2 || !got["applied-lapsed"] || !got["applied-nolease"] {
+				t.Fatalf("Pending = %v, want applied-lapsed and applied-nolease", got)
+			}
+		})
+	}
+}
+
+func TestOpenRedis(t *testing.T) {
+	ctx := context.Background()
+	addr := redistest.Start(t).Options().Addr
+	s, err := Open(ctx, "redis://"+addr+"/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec, err := s.Acquire(ctx, "k", "h", time.Now().Add(time.Minute)); rec != nil || err != nil {
+		t.Fatalf("acquire: %+v, %v", rec, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.(*Redis).rdb.Ping(ctx).Err(); err == nil {
+		t.Fatal("Close left the client Open created open")
+	}
+	// A store on a caller's client leaves it open.
+	rdb := redistest.Start(t)
+	if err := NewRedis(rdb, "p:").Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		t.Fatalf("Close closed the caller's client: %v", err)
+	}
+}
+
+func TestFileLockedByAnotherProcess(t *testing.T) {
+	defer func(d time.Duration) { lockTimeout = d }(lockTimeout)
+	lockTimeout = 200 * time.Millisecond
+	path := filepath.Join(t.TempDir(), "state.db")
+	first, err := Open(context.Background(), "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	// bbolt's flock is per open file, so a second open in this process stands in for a second
+	// process.
+	_, err = NewFile(path)
+	if !errors.Is(err, bolterrors.ErrTimeout) || !contains(err.Error(), path) || !contains(err.Error(), "locked") {
+		t.Fatalf("second open: %v; want a clear lock timeout naming the file", err)
+	}
+}

@@ -23,13 +23,20 @@ var ErrExhausted = errors.New("quota: exhausted before the deadline")
 // never outruns the per-minute budget by more than one second's share.
 func burst(perMinute int) int { return max(1, perMinute/60) }
 
-// Local is a per-process budget.
+// atLeastOne treats a budget below one call per minute as one: a zero budget would block
+// every call forever (or divide by zero) instead of failing fast.
+func atLeastOne(perMinute int) int { return max(1, perMinute) }
+
+// Local is a per-process budget: enough for the CLI and a single instance, which need no
+// shared store to stay under the account's limit.
 type Local struct {
 	lim *rate.Limiter
 }
 
-// NewLocal returns a budget of perMinute calls per minute.
+// NewLocal returns a budget of perMinute calls per minute (at least one), with a second's
+// worth of burst so a quiet process does not hoard a minute's calls.
 func NewLocal(perMinute int) *Local {
+	perMinute = atLeastOne(perMinute)
 	return &Local{lim: rate.NewLimiter(rate.Limit(float64(perMinute)/60), burst(perMinute))}
 }
 
@@ -37,6 +44,9 @@ func NewLocal(perMinute int) *Local {
 // would be due only after ctx's deadline.
 func (l *Local) Wait(ctx context.Context) error {
 	r := l.lim.Reserve()
+	if !r.OK() {
+		return fmt.Errorf("no call can ever be due: %w", ErrExhausted)
+	}
 	delay := r.Delay()
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < delay {
 		r.Cancel()
@@ -56,7 +66,8 @@ func (l *Local) Wait(ctx context.Context) error {
 	}
 }
 
-// Redis is a budget shared through Redis by every process using the same key.
+// Redis is a budget shared through Redis by every process using the same key: the account's
+// limit is global, so scaled-out instances must draw from one budget, not one each.
 type Redis struct {
 	rdb       redis.UniversalClient
 	key       string
@@ -64,8 +75,10 @@ type Redis struct {
 	tolerance time.Duration
 }
 
-// NewRedis returns a shared budget of perMinute calls per minute kept at key.
+// NewRedis returns a shared budget of perMinute calls per minute (at least one) kept at key;
+// every limiter built with the same Redis and key spends the same budget.
 func NewRedis(rdb redis.UniversalClient, key string, perMinute int) *Redis {
+	perMinute = atLeastOne(perMinute)
 	interval := time.Minute / time.Duration(perMinute)
 	return &Redis{rdb: rdb, key: key, interval: interval, tolerance: interval * time.Duration(burst(perMinute)-1)}
 }
@@ -85,11 +98,12 @@ if now < allow_at then
   return math.ceil((allow_at - now) / 1000)
 end
 local new_tat = tat + interval
-redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil((new_tat - now) / 1000) + 1000)
+redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1000)
 return 0
 `)
 
-// Wait spends one call of the shared budget, like Local.Wait.
+// Wait spends one call of the shared budget, like Local.Wait: it sleeps the retry-after the
+// script names while the deadline allows, and fails fast with ErrExhausted otherwise.
 func (q *Redis) Wait(ctx context.Context) error {
 	for {
 		ms, err := gcra.Run(ctx, q.rdb, []string{q.key}, q.interval.Microseconds(), q.tolerance.Microseconds()).Int64()
