@@ -13,7 +13,8 @@ import (
 	"github.com/livepack/livepack/shared/policy"
 )
 
-// Source and types of livepack's CloudEvents.
+// Source and types of livepack's CloudEvents: receivers route on type and deduplicate on
+// source plus id.
 const (
 	Source          = "livepack"
 	TypeRestart     = "livepack.ingest.restart-required"
@@ -21,14 +22,16 @@ const (
 	effectiveWithin = 5 * time.Minute
 )
 
-// Stream is an online stream a change affects.
+// Stream is an online stream a change affects: its ingest must restart for the new packaging
+// to apply, and PublishURL tells the operator which encoder to restart.
 type Stream struct {
 	AppName    string `json:"AppName"`
 	StreamName string `json:"StreamName"`
 	PublishURL string `json:"PublishUrl"`
 }
 
-// Change is one config change the engine made.
+// Change is one config change the engine made, with what a notice needs to tell an operator
+// what to do about it.
 type Change struct {
 	Target policy.Target
 	// Outcome is created, updated or deleted.
@@ -59,9 +62,15 @@ type restartData struct {
 	Message        string         `json:"message"`
 }
 
-// Build makes the restart-ingest notice for one change.
+// Build makes the restart-ingest notice for one change (DESIGN §8). The API applies a
+// packaging config only to streams pushed after it takes effect, so the notice lists the
+// online streams to restart. Its id is derived from the change, so building it again (a retry,
+// a resend of a pending notice) gives the same id and a receiver can deduplicate.
 func Build(c Change) (Notice, error) {
-	cfg, _ := json.Marshal(c.Config)
+	cfg, err := json.Marshal(c.Config)
+	if err != nil {
+		return Notice{}, fmt.Errorf("notify: encode config: %w", err)
+	}
 	id := digest(c.TriggerKey, c.Target.String(), c.Outcome, string(cfg))
 	at := c.At.UTC().Truncate(time.Second)
 	effective := at.Add(effectiveWithin)
@@ -116,7 +125,8 @@ func describe(c *policy.Config) string {
 	return s
 }
 
-// Drift is one difference a report-mode reconcile found.
+// Drift is one difference a report-mode reconcile found, kept with both sides so a reader can
+// judge whether enforcing would be right.
 type Drift struct {
 	Target policy.Target `json:"target"`
 	// Change is what enforce would do: create, update or delete.
@@ -126,20 +136,26 @@ type Drift struct {
 }
 
 type driftData struct {
-	Count   int     `json:"count"`
 	Drift   []Drift `json:"drift"`
+	Count   int     `json:"count"`
 	Message string  `json:"message"`
 }
 
 // Summary makes the one notice of a report-mode reconcile: every drift found, so operators get
 // one message per run rather than one per config.
 func Summary(key string, at time.Time, drift []Drift) (Notice, error) {
-	b, _ := json.Marshal(drift)
-	id := digest("reconcile", key, string(b))
 	if drift == nil {
-		drift = []Drift{}
+		drift = []Drift{} // "drift": [] rather than null, and nil and empty share an id
 	}
-	msg := fmt.Sprintf("The scheduled reconcile found %d config(s) that differ from the default policies; run it in enforce mode, or apply the policies, to repair them.", len(drift))
+	b, err := json.Marshal(drift)
+	if err != nil {
+		return Notice{}, fmt.Errorf("notify: encode drift: %w", err)
+	}
+	id := digest("reconcile", key, string(b))
+	msg := "The scheduled reconcile found every config in line with the default policies."
+	if len(drift) > 0 {
+		msg = fmt.Sprintf("The scheduled reconcile found %d config(s) that differ from the default policies; run it in enforce mode, or apply the policies, to repair them.", len(drift))
+	}
 	return encode(id, TypeDrift, "reconcile", at.UTC().Truncate(time.Second), driftData{Count: len(drift), Drift: drift, Message: msg})
 }
 

@@ -3,6 +3,9 @@ package notify
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,9 +14,12 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/livepack/livepack/shared/policy"
 	"github.com/livepack/livepack/shared/webhooksig"
@@ -48,94 +54,206 @@ func data(t *testing.T, n Notice) restartData {
 	return ev.Data
 }
 
-func TestBuild(t *testing.T) {
-	n, err := Build(change())
+// TestBuildGolden pins the notice byte for byte: it is a public contract (DESIGN §8), and a
+// pending notice must be rebuilt identically.
+func TestBuildGolden(t *testing.T) {
+	c := change()
+	c.At = at.Add(250 * time.Millisecond).In(time.FixedZone("CST", 8*3600)) // UTC, whole seconds
+	n, err := Build(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = `{"specversion":"1.0","id":"b6c9ec0407520bd6827a6134adb5e365","source":"livepack",` +
+		`"type":"livepack.ingest.restart-required","subject":"play.example.com/sports/*",` +
+		`"datacontenttype":"application/json","time":"2026-11-24T08:01:00Z",` +
+		`"data":{"DomainName":"play.example.com","AppName":"sports","StreamName":"*","outcome":"created",` +
+		`"config":{"Protocol":"LLHLS_CMAF","SegmentNum":3,"SegmentDuration":1,"PartDuration":350,"IgnoreTranscode":true},` +
+		`"previous":null,"effectiveAfter":"2026-11-24T08:06:00Z",` +
+		`"restartIngest":[{"AppName":"sports","StreamName":"final","PublishUrl":"rtmp://push.example.com/sports/final"}],` +
+		`"message":"Packaging for play.example.com/sports/* was created: LLHLS_CMAF, 3 segments of 1 s, parts of 350 ms; ` +
+		`it takes effect by 2026-11-24T08:06:00Z (3 to 5 minutes) and only for streams pushed after that. ` +
+		`Restart ingest of 1 stream(s): sports/final."}}`
+	if string(n.JSON) != want {
+		t.Fatalf("got\n%s\nwant\n%s", n.JSON, want)
+	}
+	if n.ID != "b6c9ec0407520bd6827a6134adb5e365" || len(n.ID) != 32 {
+		t.Fatalf("id %q", n.ID)
+	}
+	// A CloudEvents consumer reads it as a valid 1.0 event.
+	var ev event.Event
+	if err := json.Unmarshal(n.JSON, &ev); err != nil {
+		t.Fatal(err)
+	}
+	if err := ev.Validate(); err != nil || ev.ID() != n.ID || ev.Source() != Source || ev.Subject() != "play.example.com/sports/*" {
+		t.Fatalf("SDK reads %v: %v", ev, err)
+	}
+}
+
+func TestBuildDeletedAndUpdated(t *testing.T) {
+	prev := &policy.Config{Protocol: "HLS_CMAF", SegmentNum: 3, SegmentDuration: 5, IgnoreTranscode: true}
+	c := change()
+	c.Outcome, c.Previous, c.Config = "deleted", prev, nil
+	n, err := Build(c)
 	if err != nil {
 		t.Fatal(err)
 	}
 	d := data(t, n)
-	if d.EffectiveAfter != "2026-11-24T08:06:00Z" || len(d.RestartIngest) != 1 || d.RestartIngest[0].StreamName != "final" || d.Previous != nil {
-		t.Fatalf("data: %+v", d)
+	if d.Config != nil || d.Previous == nil || !bytes.Contains(n.JSON, []byte(`"config":null`)) || !strings.HasPrefix(d.Message, "Packaging for play.example.com/sports/* was deleted;") {
+		t.Fatalf("deleted: %s", n.JSON)
 	}
-	if !strings.Contains(d.Message, "Restart ingest of 1 stream(s): sports/final") {
-		t.Fatalf("message: %s", d.Message)
-	}
-	if !bytes.Contains(n.JSON, []byte(`"previous":null`)) {
-		t.Fatalf("previous must be an explicit null: %s", n.JSON)
+	c = change()
+	c.Outcome, c.Previous = "updated", prev
+	n, _ = Build(c)
+	if d := data(t, n); *d.Previous != *prev || !strings.Contains(d.Message, "was updated to LLHLS_CMAF") {
+		t.Fatalf("updated: %s", n.JSON)
 	}
 }
 
 func TestIDDeterministic(t *testing.T) {
-	a, _ := Build(change())
-	b, _ := Build(change())
-	if a.ID != b.ID || !bytes.Equal(a.JSON, b.JSON) {
-		t.Fatal("the same change built twice differs")
+	base, _ := Build(change())
+	tests := []struct {
+		name string
+		edit func(*Change)
+		same bool
+	}{
+		{"same change", func(*Change) {}, true},
+		{"other online streams", func(c *Change) { c.Online = nil }, true},
+		{"other scope", func(c *Change) { c.Scope = "global" }, true},
+		{"other config", func(c *Change) { c.Config.SegmentNum = 4 }, false},
+		{"other trigger", func(c *Change) { c.TriggerKey = "msg_2" }, false},
+		{"other outcome", func(c *Change) { c.Outcome = "updated" }, false},
+		{"other target", func(c *Change) { c.Target.AppName = "news" }, false},
+		{"deleted", func(c *Change) { c.Outcome, c.Config = "deleted", nil }, false},
 	}
-	c := change()
-	c.Config.SegmentNum = 4
-	d := change()
-	d.TriggerKey = "msg_2"
-	for _, other := range []Change{c, d} {
-		if n, _ := Build(other); n.ID == a.ID {
-			t.Fatalf("a different change has the same id: %+v", other)
+	for _, tt := range tests {
+		c := change()
+		tt.edit(&c)
+		n, err := Build(c)
+		if err != nil {
+			t.Fatal(err)
 		}
+		if (n.ID == base.ID) != tt.same {
+			t.Errorf("%s: id %s vs %s, same want %v", tt.name, n.ID, base.ID, tt.same)
+		}
+	}
+	again, _ := Build(change())
+	if !bytes.Equal(again.JSON, base.JSON) {
+		t.Fatal("the same change built twice differs")
 	}
 }
 
 func TestRestartIngestMatching(t *testing.T) {
 	tests := []struct {
 		app, stream string
-		want        int
+		want        []string
 	}{
-		{"*", "*", 2}, {"sports", "*", 1}, {"*", "evening", 1}, {"sports", "final", 1}, {"sports", "semi", 0}, {"music", "*", 0},
+		{"*", "*", []string{"sports/final", "news/evening"}},
+		{"sports", "*", []string{"sports/final"}},
+		{"*", "evening", []string{"news/evening"}},
+		{"sports", "final", []string{"sports/final"}},
+		{"sports", "semi", nil},
+		{"music", "*", nil},
+		{"Sports", "*", nil}, // names are case-sensitive, as in the API
 	}
 	for _, tt := range tests {
 		c := change()
 		c.Target.AppName, c.Target.StreamName = tt.app, tt.stream
 		n, _ := Build(c)
 		d := data(t, n)
-		if len(d.RestartIngest) != tt.want {
-			t.Errorf("%s/%s: %d streams, want %d", tt.app, tt.stream, len(d.RestartIngest), tt.want)
+		var got []string
+		for _, s := range d.RestartIngest {
+			got = append(got, s.AppName+"/"+s.StreamName)
 		}
-		if tt.want == 0 && (!bytes.Contains(n.JSON, []byte(`"restartIngest":[]`)) || !strings.Contains(d.Message, "next push")) {
-			t.Errorf("%s/%s: want an empty list and the next-push message: %s", tt.app, tt.stream, n.JSON)
+		if strings.Join(got, ",") != strings.Join(tt.want, ",") {
+			t.Errorf("%s/%s: %v, want %v", tt.app, tt.stream, got, tt.want)
 		}
+		if len(tt.want) == 0 {
+			if !bytes.Contains(n.JSON, []byte(`"restartIngest":[]`)) || !strings.Contains(d.Message, "No matching stream is online; the config applies from the next push.") {
+				t.Errorf("%s/%s: want an empty list and the next-push message: %s", tt.app, tt.stream, n.JSON)
+			}
+		} else if !strings.Contains(d.Message, fmt.Sprintf("Restart ingest of %d stream(s): %s.", len(tt.want), strings.Join(tt.want, ", "))) {
+			t.Errorf("%s/%s: message %q", tt.app, tt.stream, d.Message)
+		}
+	}
+	c := change()
+	c.Online = nil
+	if n, _ := Build(c); !bytes.Contains(n.JSON, []byte(`"restartIngest":[]`)) {
+		t.Fatalf("no online streams: %s", n.JSON)
 	}
 }
 
 func TestOverseasAdvice(t *testing.T) {
-	for scope, want := range map[string]bool{"domestic": false, "overseas": true, "global": true} {
+	for scope, want := range map[string]bool{"domestic": false, "": false, "overseas": true, "global": true} {
 		c := change()
 		c.Scope = scope
 		n, _ := Build(c)
-		if got := strings.Contains(data(t, n).Message, "test playback"); got != want {
-			t.Errorf("%s: advice %v, want %v", scope, got, want)
+		msg := data(t, n).Message
+		if got := strings.Contains(msg, "This is an "+scope+" domain") && strings.Contains(msg, "test playback after the change takes effect"); got != want {
+			t.Errorf("%q: advice %v, want %v: %s", scope, got, want, msg)
 		}
 	}
 }
 
 func TestSummary(t *testing.T) {
-	n, err := Summary("k", at, []Drift{{Target: policy.Target{DomainName: "p", AppName: "a", StreamName: "*"}, Change: "create"}})
-	if err != nil || !bytes.Contains(n.JSON, []byte(TypeDrift)) || !bytes.Contains(n.JSON, []byte(`"count":1`)) {
-		t.Fatalf("%s %v", n.JSON, err)
+	d := []Drift{{Target: policy.Target{DomainName: "p", AppName: "a", StreamName: "*"}, Change: "create",
+		Desired: &policy.Config{Protocol: "HLS_CMAF", SegmentNum: 3, SegmentDuration: 5, IgnoreTranscode: true}}}
+	n, err := Summary("k", at, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev struct {
+		Type, Subject, ID, Time string
+		Data                    driftData
+	}
+	if err := json.Unmarshal(n.JSON, &ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev.Type != TypeDrift || ev.Subject != "reconcile" || ev.ID != n.ID || ev.Time != "2026-11-24T08:01:00Z" ||
+		ev.Data.Count != 1 || len(ev.Data.Drift) != 1 || ev.Data.Drift[0].Change != "create" || !strings.Contains(ev.Data.Message, "1 config(s)") {
+		t.Fatalf("%s", n.JSON)
+	}
+	again, _ := Summary("k", at, d)
+	otherKey, _ := Summary("k2", at, d)
+	none, _ := Summary("k", at, nil)
+	empty, _ := Summary("k", at, []Drift{})
+	if again.ID != n.ID || otherKey.ID == n.ID || none.ID == n.ID || none.ID != empty.ID {
+		t.Fatal("summary ids: same key and drift must match, anything else differ; nil and empty agree")
+	}
+	if !bytes.Contains(none.JSON, []byte(`"drift":[]`)) || !bytes.Contains(none.JSON, []byte(`"count":0`)) {
+		t.Fatalf("no drift: %s", none.JSON)
 	}
 }
 
 const secret = "whsec_c2lua3MtdGVzdC1zZWNyZXQtMDEyMzQ1Njc4OWFiY2Q="
 
+func notice(t *testing.T) Notice {
+	t.Helper()
+	n, err := Build(change())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 func TestWebhookSink(t *testing.T) {
 	ver, _ := webhooksig.NewVerifier(secret)
+	n := notice(t)
 	var calls atomic.Int32
 	statuses := []int{503, 429, 204}
+	var ids sync.Map
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		i := calls.Add(1) - 1
 		body, _ := io.ReadAll(r.Body)
 		if err := ver.Verify(r.Header, body); err != nil {
 			t.Errorf("signature: %v", err)
 		}
-		if r.Header.Get("Content-Type") != "application/cloudevents+json; charset=utf-8" {
-			t.Errorf("content type %q", r.Header.Get("Content-Type"))
+		if !bytes.Equal(body, n.JSON) {
+			t.Errorf("body changed in transit: %s", body)
 		}
+		if r.Method != http.MethodPost || !strings.HasPrefix(r.Header.Get("Content-Type"), "application/cloudevents+json") {
+			t.Errorf("%s, content type %q", r.Method, r.Header.Get("Content-Type"))
+		}
+		ids.Store(r.Header.Get("webhook-id"), true)
 		if statuses[i] == 429 {
 			w.Header().Set("Retry-After", "0")
 		}
@@ -146,11 +264,27 @@ func TestWebhookSink(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, _ := Build(change())
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := sinks[0].Deliver(ctx, n); err != nil || calls.Load() != 3 {
 		t.Fatalf("Deliver = %v after %d calls, want success on the third", err, calls.Load())
+	}
+	if _, ok := ids.Load(n.ID); !ok {
+		t.Fatal("webhook-id is not the notice id")
+	}
+}
+
+func TestWebhookSinkUnsigned(t *testing.T) {
+	var h http.Header
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h = r.Header.Clone() }))
+	defer srv.Close()
+	sinks, _ := ParseSinks(srv.URL, "", WithClock(func() time.Time { return at }))
+	n := notice(t)
+	if err := sinks[0].Deliver(context.Background(), n); err != nil {
+		t.Fatal(err)
+	}
+	if h.Get("webhook-id") != n.ID || h.Get("webhook-timestamp") != fmt.Sprint(at.Unix()) || h.Get("webhook-signature") != "" {
+		t.Fatalf("headers: %v", h)
 	}
 }
 
@@ -158,52 +292,246 @@ func TestWebhookSinkFailures(t *testing.T) {
 	tests := []struct {
 		status    int
 		permanent bool
-	}{{400, true}, {401, true}, {404, true}, {410, true}, {301, true}, {500, false}, {502, false}, {408, false}}
+	}{{400, true}, {401, true}, {403, true}, {404, true}, {410, true}, {301, true}, {500, false}, {502, false}, {503, false}, {504, false}, {408, false}, {429, false}}
 	for _, tt := range tests {
 		t.Run(fmt.Sprint(tt.status), func(t *testing.T) {
+			t.Parallel()
+			var calls atomic.Int32
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				calls.Add(1)
 				w.Header().Set("Location", "/elsewhere")
 				w.WriteHeader(tt.status)
+				_, _ = w.Write(bytes.Repeat([]byte("x"), 1<<20)) // a large body is read only in part
 			}))
 			defer srv.Close()
 			sinks, _ := ParseSinks(srv.URL, "")
-			n, _ := Build(change())
 			ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
 			defer cancel()
 			start := time.Now()
-			err := sinks[0].Deliver(ctx, n)
-			if err == nil || errors.Is(err, ErrPermanent) != tt.permanent {
+			err := sinks[0].Deliver(ctx, notice(t))
+			if err == nil || errors.Is(err, ErrPermanent) != tt.permanent || !strings.Contains(err.Error(), fmt.Sprint(tt.status)) {
 				t.Fatalf("Deliver = %v, permanent want %v", err, tt.permanent)
 			}
-			if time.Since(start) > 700*time.Millisecond+500*time.Millisecond {
+			if tt.permanent && calls.Load() != 1 {
+				t.Fatalf("a permanent refusal was retried: %d calls", calls.Load())
+			}
+			if !tt.permanent && calls.Load() < 2 {
+				t.Fatalf("a transient failure was not retried: %d calls", calls.Load())
+			}
+			if time.Since(start) > 700*time.Millisecond+300*time.Millisecond {
 				t.Fatal("retried past the deadline")
 			}
 		})
 	}
 }
 
-func TestDingTalk(t *testing.T) {
-	var got []string
-	answers := []string{`{"errcode":130101,"errmsg":"send too fast"}`, `{"errcode":0,"errmsg":"ok"}`}
+func TestRetryAfterHonoured(t *testing.T) {
+	var times []time.Time
+	var mu sync.Mutex
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		got = append(got, r.URL.RawQuery+" "+string(body))
-		_, _ = io.WriteString(w, answers[len(got)-1])
+		mu.Lock()
+		times = append(times, time.Now())
+		first := len(times) == 1
+		mu.Unlock()
+		if first {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
 	}))
 	defer srv.Close()
-	d := newDingTalk(mustURL(t, srv.URL+"/robot/send?access_token=tok&secret=SECabc"), options{client: srv.Client(), now: func() time.Time { return at }})
-	n, _ := Build(change())
+	sinks, _ := ParseSinks(srv.URL, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := d.Deliver(ctx, n); err != nil {
+	if err := sinks[0].Deliver(ctx, notice(t)); err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 2 || strings.Contains(got[1], "SECabc") || !strings.Contains(got[1], "sign=") || !strings.Contains(got[1], "timestamp=1795507260000") ||
-		!strings.Contains(got[1], `"msgtype":"markdown"`) || !strings.Contains(got[1], "sports/final") {
-		t.Fatalf("requests: %v", got)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(times) != 2 || times[1].Sub(times[0]) < time.Second {
+		t.Fatalf("calls at %v: want the second one Retry-After (1 s) later", times)
 	}
-	if err := dingTalkResult([]byte(`{"errcode":310000,"errmsg":"sign not match"}`)); !errors.Is(err, ErrPermanent) {
-		t.Fatalf("310000: %v", err)
+}
+
+// TestDeadlineRespected: when Retry-After (or the backoff) cannot fit before the deadline,
+// Deliver returns at once with the last failure, rather than sleeping into the deadline.
+func TestDeadlineRespected(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Header().Set("Retry-After", "30")
+		w.WriteHeader(http.StatusTooManyRequests)
+	}))
+	defer srv.Close()
+	sinks, _ := ParseSinks(srv.URL, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	err := sinks[0].Deliver(ctx, notice(t))
+	if err == nil || errors.Is(err, ErrPermanent) || !strings.Contains(err.Error(), "429") {
+		t.Fatalf("Deliver = %v, want the retryable 429", err)
+	}
+	if calls.Load() != 1 || time.Since(start) > time.Second {
+		t.Fatalf("%d calls in %v: want one, and no sleep", calls.Load(), time.Since(start))
+	}
+}
+
+func TestNetworkErrorRetriedAndRedacted(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	addr := srv.URL
+	srv.Close() // nothing listens any more
+	sinks, _ := ParseSinks(addr+"/hook?token=hunter2", "")
+	ctx, cancel := context.WithTimeout(context.Background(), 800*time.Millisecond)
+	defer cancel()
+	err := sinks[0].Deliver(ctx, notice(t))
+	if err == nil || errors.Is(err, ErrPermanent) || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("Deliver = %v, want a retryable error without the token", err)
+	}
+}
+
+func TestStdoutSink(t *testing.T) {
+	var buf bytes.Buffer
+	sinks, err := ParseSinks("stdout", "", WithStdout(&buf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := notice(t)
+	pretty, _ := json.MarshalIndent(json.RawMessage(n.JSON), "", "  ")
+	for _, j := range []json.RawMessage{n.JSON, pretty} {
+		if err := sinks[0].Deliver(context.Background(), Notice{ID: n.ID, JSON: j}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want := string(n.JSON) + "\n" + string(n.JSON) + "\n"; buf.String() != want {
+		t.Fatalf("stdout: %q", buf.String())
+	}
+}
+
+// recorder keeps what a fake DingTalk received; its lock orders the handler's writes before
+// the test's reads.
+type recorder struct {
+	mu     sync.Mutex
+	reqs   []*http.Request
+	bodies []string
+}
+
+func (r *recorder) get() ([]*http.Request, []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]*http.Request(nil), r.reqs...), append([]string(nil), r.bodies...)
+}
+
+func dingTalkServer(t *testing.T, answers ...string) (*httptest.Server, *recorder) {
+	t.Helper()
+	rec := &recorder{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		rec.mu.Lock()
+		rec.reqs, rec.bodies = append(rec.reqs, r.Clone(context.Background())), append(rec.bodies, string(body))
+		a := answers[min(len(rec.reqs), len(answers))-1]
+		rec.mu.Unlock()
+		if strings.HasPrefix(a, "HTTP ") {
+			var code int
+			_, _ = fmt.Sscanf(a, "HTTP %d", &code)
+			w.WriteHeader(code)
+			return
+		}
+		_, _ = io.WriteString(w, a)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, rec
+}
+
+func TestDingTalk(t *testing.T) {
+	const robotSecret = "SECabc123"
+	srv, rec := dingTalkServer(t, `HTTP 502`, `{"errcode":0,"errmsg":"ok"}`)
+	d := newDingTalk(mustURL(t, srv.URL+"/robot/send?access_token=tok#"+robotSecret), options{client: srv.Client(), now: func() time.Time { return at }})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := d.Deliver(ctx, notice(t)); err != nil {
+		t.Fatal(err)
+	}
+	reqs, bodies := rec.get()
+	if len(reqs) != 2 {
+		t.Fatalf("%d requests, want 2 (one 502, retried)", len(reqs))
+	}
+	q := reqs[1].URL.Query()
+	mac := hmac.New(sha256.New, []byte(robotSecret))
+	mac.Write([]byte("1795507260000\n" + robotSecret))
+	wantSign := base64.StdEncoding.EncodeToString(mac.Sum(nil))
+	if q.Get("access_token") != "tok" || q.Get("timestamp") != "1795507260000" || q.Get("sign") != wantSign || q.Has("secret") {
+		t.Fatalf("query %q, want access_token, timestamp (ms) and sign %s", reqs[1].URL.RawQuery, wantSign)
+	}
+	if strings.Contains(reqs[1].URL.String(), robotSecret) {
+		t.Fatal("the robot secret was sent")
+	}
+	var msg struct {
+		MsgType  string `json:"msgtype"`
+		Markdown struct{ Title, Text string }
+	}
+	if err := json.Unmarshal([]byte(bodies[1]), &msg); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"play.example.com/sports/*", "created", "2026-11-24T08:06:00Z", "sports/final (rtmp://push.example.com/sports/final)"} {
+		if !strings.Contains(msg.Markdown.Text, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, msg.Markdown.Text)
+		}
+	}
+	if msg.MsgType != "markdown" || !strings.Contains(msg.Markdown.Title, "livepack") {
+		t.Fatalf("message: %+v", msg)
+	}
+}
+
+func TestDingTalkUnsignedAndSecretParam(t *testing.T) {
+	srv, rec := dingTalkServer(t, `{"errcode":0,"errmsg":"ok"}`)
+	d := newDingTalk(mustURL(t, srv.URL+"/robot/send?access_token=tok"), options{client: srv.Client(), now: time.Now})
+	if err := d.Deliver(context.Background(), notice(t)); err != nil {
+		t.Fatal(err)
+	}
+	reqs, _ := rec.get()
+	if q := reqs[0].URL.Query(); q.Has("sign") || q.Has("timestamp") {
+		t.Fatalf("signed without a secret: %s", reqs[0].URL.RawQuery)
+	}
+	d = newDingTalk(mustURL(t, "https://oapi.dingtalk.com/robot/send?access_token=tok&secret=SECx"), options{})
+	if d.secret != "SECx" || strings.Contains(d.url.String(), "SECx") {
+		t.Fatalf("secret %q, url %s", d.secret, d.url)
+	}
+}
+
+func TestDingTalkErrcodes(t *testing.T) {
+	tests := []struct {
+		answer          string
+		ok, permanent   bool
+		calls, deadline int
+	}{
+		{`{"errcode":0,"errmsg":"ok"}`, true, false, 1, 5},
+		{`{"errcode":310000,"errmsg":"sign not match"}`, false, true, 1, 5},
+		{`{"errcode":300001,"errmsg":"token is not exist"}`, false, true, 1, 5},
+		// Throttled for 10 minutes: no retry can fit, so it returns at once, still pending.
+		{`{"errcode":130101,"errmsg":"send too fast, exceed 20 times per minute"}`, false, false, 1, 5},
+		{`HTTP 503`, false, false, 0, 1},
+		{`not json`, false, false, 0, 1},
+	}
+	for _, tt := range tests {
+		srv, rec := dingTalkServer(t, tt.answer)
+		d := newDingTalk(mustURL(t, srv.URL+"/robot/send?access_token=tok"), options{client: srv.Client(), now: time.Now})
+		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(tt.deadline)*time.Second)
+		err := d.Deliver(ctx, notice(t))
+		cancel()
+		reqs, _ := rec.get()
+		if (err == nil) != tt.ok || errors.Is(err, ErrPermanent) != tt.permanent {
+			t.Errorf("%s: Deliver = %v, want ok %v permanent %v", tt.answer, err, tt.ok, tt.permanent)
+		}
+		if tt.calls > 0 && len(reqs) != tt.calls || tt.calls == 0 && len(reqs) < 2 {
+			t.Errorf("%s: %d calls", tt.answer, len(reqs))
+		}
+	}
+}
+
+func TestDingTalkDrift(t *testing.T) {
+	n, _ := Summary("k", at, []Drift{{Target: policy.Target{DomainName: "p", AppName: "a", StreamName: "*"}, Change: "update"}})
+	b, err := markdown(n)
+	if err != nil || !bytes.Contains(b, []byte("p/a/*: update")) || !bytes.Contains(b, []byte("1 drifted")) {
+		t.Fatalf("%s %v", b, err)
 	}
 }
 
@@ -220,20 +548,24 @@ func TestParseSinks(t *testing.T) {
 	tests := []struct {
 		spec  string
 		names []string
-		err   bool
+		err   string
 	}{
-		{"", nil, false},
-		{"stdout", []string{"stdout"}, false},
-		{"stdout, https://hooks.example.com/livepack", []string{"stdout", "hooks.example.com/livepack"}, false},
-		{"https://oapi.dingtalk.com/robot/send?access_token=x&secret=SECy", []string{"dingtalk"}, false},
-		{"ftp://x", nil, true},
-		{"stdout,stdout", nil, true},
-		{"slack", nil, true},
+		{"", nil, ""},
+		{" , ", nil, ""},
+		{"stdout", []string{"stdout"}, ""},
+		{"stdout, https://hooks.example.com/livepack", []string{"stdout", "hooks.example.com/livepack"}, ""},
+		{"http://10.0.0.1:8080/n?k=v", []string{"10.0.0.1:8080/n"}, ""},
+		{"https://oapi.dingtalk.com/robot/send?access_token=x&secret=SECy", []string{"dingtalk"}, ""},
+		{"https://oapi.dingtalk.com/robot/send?access_token=x#SECy,stdout", []string{"dingtalk", "stdout"}, ""},
+		{"ftp://x/y?pass=p", nil, `"ftp://x/y?…"`},
+		{"stdout,stdout", nil, "twice"},
+		{"slack", nil, `"slack"`},
+		{"https://", nil, "not a valid URL"},
 	}
 	for _, tt := range tests {
 		sinks, err := ParseSinks(tt.spec, "")
-		if (err != nil) != tt.err {
-			t.Fatalf("%q: %v", tt.spec, err)
+		if (err != nil) != (tt.err != "") || err != nil && !strings.Contains(err.Error(), tt.err) {
+			t.Fatalf("%q: %v, want error %q", tt.spec, err, tt.err)
 		}
 		var names []string
 		for _, s := range sinks {
@@ -243,29 +575,33 @@ func TestParseSinks(t *testing.T) {
 			t.Fatalf("%q: %v, want %v", tt.spec, names, tt.names)
 		}
 	}
-	if _, err := ParseSinks("https://oapi.dingtalk.com/x?access_token=tok&secret=SECsecret,ftp://h?secret=SECsecret", ""); err == nil || strings.Contains(err.Error(), "SECsecret") {
+	if _, err := ParseSinks("https://oapi.dingtalk.com/x?access_token=tok&secret=SECsecret,ftp://h?secret=SECsecret#SECfrag", ""); err == nil || strings.Contains(err.Error(), "SEC") {
 		t.Fatalf("error must not show secrets: %v", err)
+	}
+	if _, err := ParseSinks("stdout", "not-a-whsec-secret"); err == nil || strings.Contains(err.Error(), "not-a-whsec-secret") {
+		t.Fatalf("bad notify secret: %v", err)
 	}
 }
 
 func ExampleBuild() {
 	n, _ := Build(Change{Target: policy.Target{DomainName: "play.example.com", AppName: "sports", StreamName: "*"},
 		Outcome: "created", Config: &policy.Config{Protocol: "HLS_CMAF", SegmentNum: 3, SegmentDuration: 5, IgnoreTranscode: true},
-		At: time.Date(2026, 11, 24, 8, 1, 0, 0, time.UTC), TriggerKey: "msg_1",
+		At: time.Date(2026, 11, 24, 8, 1, 0, 0, time.UTC), Scope: "overseas", TriggerKey: "msg_1",
 		Online: []Stream{{"sports", "final", "rtmp://push.example.com/sports/final"}}})
 	var ev struct {
-		Type string `json:"type"`
-		Data struct {
+		Type    string `json:"type"`
+		Subject string `json:"subject"`
+		Data    struct {
 			EffectiveAfter string `json:"effectiveAfter"`
 			Message        string `json:"message"`
 		} `json:"data"`
 	}
 	_ = json.Unmarshal(n.JSON, &ev)
-	fmt.Println(ev.Type)
+	fmt.Println(ev.Type, ev.Subject)
 	fmt.Println(ev.Data.EffectiveAfter)
 	fmt.Println(ev.Data.Message)
 	// Output:
-	// livepack.ingest.restart-required
+	// livepack.ingest.restart-required play.example.com/sports/*
 	// 2026-11-24T08:06:00Z
-	// Packaging for play.example.com/sports/* was created: HLS_CMAF, 3 segments of 5 s; it takes effect by 2026-11-24T08:06:00Z (3 to 5 minutes) and only for streams pushed after that. Restart ingest of 1 stream(s): sports/final.
+	// Packaging for play.example.com/sports/* was created: HLS_CMAF, 3 segments of 5 s; it takes effect by 2026-11-24T08:06:00Z (3 to 5 minutes) and only for streams pushed after that. Restart ingest of 1 stream(s): sports/final. This is an overseas domain: playback outside the Chinese mainland may see higher latency, so test playback after the change takes effect.
 }

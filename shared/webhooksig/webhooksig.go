@@ -1,12 +1,15 @@
 // Package webhooksig signs and verifies Standard Webhooks messages: the CMS webhook livepack
-// receives and the notices it sends to generic webhook sinks. It wraps the reference library
-// (constant-time comparison, 5-minute timestamp tolerance) and adds secret rotation: several
-// secrets, any one of which verifies.
+// receives and the notices it sends to generic webhook sinks. It adds what the reference
+// library lacks: secret rotation (several secrets, any one of which verifies), an injectable
+// clock for the 5-minute tolerance, and errors that say what is wrong without showing a secret.
 //
 // See https://www.standardwebhooks.com/
 package webhooksig
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -17,80 +20,144 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 )
 
-// Errors Verify wraps, for callers that branch on the cause.
+// Tolerance is how far webhook-timestamp may be from the verifier's clock, either way. It
+// matches the reference library, so a sender tested against it is accepted here.
+const Tolerance = 5 * time.Minute
+
+// Errors Verify wraps, so callers (the webhook's 401 body, logs) can branch on the cause. They
+// are the reference library's sentinels, so code written against it keeps working.
 var (
 	ErrMissingHeaders = standardwebhooks.ErrRequiredHeaders
+	ErrInvalidHeaders = standardwebhooks.ErrInvalidHeaders
 	ErrNoMatch        = standardwebhooks.ErrNoMatchingSignature
 	ErrTooOld         = standardwebhooks.ErrMessageTooOld
 	ErrTooNew         = standardwebhooks.ErrMessageTooNew
 )
 
-// Verifier checks signatures against one or more secrets.
+// Verifier checks signatures against one or more secrets. It is safe for concurrent use.
+//
+// Verify computes the HMAC itself rather than calling the library's Verify, because the
+// library reads time.Now directly and so cannot be tested at the exact tolerance boundary or
+// driven by a host's clock; the signing scheme is the library's (Sign uses it, and the tests
+// check each against the other).
 type Verifier struct {
-	hooks []*standardwebhooks.Webhook
+	keys [][]byte
+	now  func() time.Time
 }
 
-// NewVerifier parses space-separated `whsec_<base64>` secrets. Errors name the secret's
-// position, never its value.
-func NewVerifier(secrets string) (*Verifier, error) {
+// Option adjusts a Verifier.
+type Option func(*Verifier)
+
+// WithClock sets the clock the timestamp tolerance is measured against, so tests and hosts
+// with their own notion of time get deterministic answers. The default is time.Now.
+func WithClock(now func() time.Time) Option { return func(v *Verifier) { v.now = now } }
+
+// NewVerifier parses space-separated `whsec_<base64>` secrets, so a secret can be rotated by
+// listing the new one beside the old. Errors name the secret's position, never its value,
+// since they end up in logs.
+func NewVerifier(secrets string, opts ...Option) (*Verifier, error) {
 	fields := strings.Fields(secrets)
 	if len(fields) == 0 {
 		return nil, errors.New("no secret given")
 	}
-	v := &Verifier{}
+	v := &Verifier{now: time.Now}
 	for i, s := range fields {
-		wh, err := parse(s)
+		key, err := decode(s)
 		if err != nil {
 			return nil, fmt.Errorf("secret %d of %d: %w", i+1, len(fields), err)
 		}
-		v.hooks = append(v.hooks, wh)
+		v.keys = append(v.keys, key)
+	}
+	for _, o := range opts {
+		o(v)
 	}
 	return v, nil
 }
 
-func parse(secret string) (*standardwebhooks.Webhook, error) {
-	if !strings.HasPrefix(secret, "whsec_") || len(secret) <= len("whsec_") {
+// decode returns a secret's key bytes. Its errors never include the secret.
+func decode(secret string) ([]byte, error) {
+	b64, ok := strings.CutPrefix(secret, "whsec_")
+	if !ok || b64 == "" {
 		return nil, errors.New(`want the Standard Webhooks form "whsec_<base64>"`)
+	}
+	key, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil || len(key) == 0 {
+		return nil, errors.New("the part after whsec_ is not valid base64")
+	}
+	return key, nil
+}
+
+// Verify checks the webhook-id, webhook-timestamp and webhook-signature headers against body.
+// A stale or future timestamp is reported as such, so a sender can fix its clock; a timestamp
+// exactly Tolerance away is still accepted, as in the reference library.
+func (v *Verifier) Verify(h http.Header, body []byte) error {
+	id, ts, sigs := h.Get("webhook-id"), h.Get("webhook-timestamp"), h.Get("webhook-signature")
+	var missing []string
+	for _, kv := range [][2]string{{"webhook-id", id}, {"webhook-timestamp", ts}, {"webhook-signature", sigs}} {
+		if kv[1] == "" {
+			missing = append(missing, kv[0])
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("missing header %s: %w", strings.Join(missing, ", "), ErrMissingHeaders)
+	}
+	sec, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil {
+		return fmt.Errorf("webhook-timestamp is not Unix seconds: %w", ErrInvalidHeaders)
+	}
+	at, now := time.Unix(sec, 0), v.now()
+	switch {
+	case now.Sub(at) > Tolerance:
+		return fmt.Errorf("webhook-timestamp %d is more than 5 minutes old: %w", sec, ErrTooOld)
+	case at.Sub(now) > Tolerance:
+		return fmt.Errorf("webhook-timestamp %d is more than 5 minutes ahead: %w", sec, ErrTooNew)
+	}
+	var given [][]byte
+	for _, s := range strings.Fields(sigs) {
+		if b64, ok := strings.CutPrefix(s, "v1,"); ok {
+			if sig, err := base64.StdEncoding.Strict().DecodeString(b64); err == nil {
+				given = append(given, sig)
+			}
+		}
+	}
+	if len(given) == 0 {
+		return fmt.Errorf(`webhook-signature holds no "v1,<base64>" signature: %w`, ErrNoMatch)
+	}
+	for _, key := range v.keys {
+		want := mac(key, id, sec, body)
+		for _, sig := range given {
+			if hmac.Equal(sig, want) {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("no signature matches a configured secret (wrong secret, or the body was changed): %w", ErrNoMatch)
+}
+
+// mac is the Standard Webhooks signature: HMAC-SHA256 over "id.timestamp.body".
+func mac(key []byte, id string, ts int64, body []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(id))
+	m.Write([]byte{'.'})
+	m.Write(strconv.AppendInt(nil, ts, 10))
+	m.Write([]byte{'.'})
+	m.Write(body)
+	return m.Sum(nil)
+}
+
+// Sign returns the three Standard Webhooks headers for body, signed with secret, so a
+// receiver can check both origin and freshness and deduplicate on id. It uses the reference
+// library, so livepack's signatures are the standard's by construction.
+func Sign(secret, id string, ts time.Time, body []byte) (http.Header, error) {
+	if _, err := decode(secret); err != nil {
+		return nil, err
+	}
+	if id == "" {
+		return nil, errors.New("webhook id is empty: receivers deduplicate on it")
 	}
 	wh, err := standardwebhooks.NewWebhook(secret)
 	if err != nil {
 		return nil, errors.New("the part after whsec_ is not valid base64")
-	}
-	return wh, nil
-}
-
-// Verify checks the webhook-id, webhook-timestamp and webhook-signature headers against body.
-// A stale or future timestamp is reported as such, so a sender can fix its clock.
-func (v *Verifier) Verify(h http.Header, body []byte) error {
-	if h.Get("webhook-id") == "" || h.Get("webhook-timestamp") == "" || h.Get("webhook-signature") == "" {
-		return fmt.Errorf("webhook-id, webhook-timestamp and webhook-signature are required: %w", ErrMissingHeaders)
-	}
-	var first error
-	for _, wh := range v.hooks {
-		err := wh.Verify(body, h)
-		if err == nil {
-			return nil
-		}
-		if first == nil || !errors.Is(err, ErrNoMatch) {
-			first = err
-		}
-	}
-	switch {
-	case errors.Is(first, ErrTooOld):
-		return fmt.Errorf("webhook-timestamp %s is more than 5 minutes old: %w", h.Get("webhook-timestamp"), ErrTooOld)
-	case errors.Is(first, ErrTooNew):
-		return fmt.Errorf("webhook-timestamp %s is more than 5 minutes ahead: %w", h.Get("webhook-timestamp"), ErrTooNew)
-	case errors.Is(first, ErrNoMatch):
-		return fmt.Errorf("no signature matches a configured secret: %w", ErrNoMatch)
-	}
-	return fmt.Errorf("malformed signature headers: %w", first)
-}
-
-// Sign returns the three Standard Webhooks headers for body, signed with secret.
-func Sign(secret, id string, ts time.Time, body []byte) (http.Header, error) {
-	wh, err := parse(secret)
-	if err != nil {
-		return nil, err
 	}
 	sig, err := wh.Sign(id, ts, body)
 	if err != nil {
