@@ -179,13 +179,11 @@ func TestOpen(t *testing.T) {
 		if err == nil {
 			t.Fatalf("%q accepted", spec)
 		}
-		if contains(err.Error(), "hunter2") {
+		if strings.Contains(err.Error(), "hunter2") {
 			t.Fatalf("error shows the password: %v", err)
 		}
 	}
 }
-
-func contains(s, sub string) bool { return strings.Contains(s, sub) }
 
 func near(got, want time.Time) bool {
 	d := got.Sub(want)
@@ -318,7 +316,7 @@ func TestFileLockedByAnotherProcess(t *testing.T) {
 	// bbolt's flock is per open file, so a second open in this process stands in for a second
 	// process.
 	_, err = NewFile(path)
-	if !errors.Is(err, bolterrors.ErrTimeout) || !contains(err.Error(), path) || !contains(err.Error(), "locked") {
+	if !errors.Is(err, bolterrors.ErrTimeout) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "locked") {
 		t.Fatalf("second open: %v; want a clear lock timeout naming the file", err)
 	}
 }
