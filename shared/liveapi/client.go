@@ -126,6 +126,7 @@ func (c *Client) call(ctx context.Context, action string, params map[string]any,
 	b.InitialInterval = 200 * time.Millisecond
 	b.MaxInterval = 5 * time.Second
 	var last error
+	stats := StatsFrom(ctx)
 	for attempt := 1; ; attempt++ {
 		if c.limiter != nil {
 			if err := c.limiter.Wait(ctx); err != nil {
@@ -136,6 +137,12 @@ func (c *Client) call(ctx context.Context, action string, params map[string]any,
 			}
 		}
 		body, err := c.once(ctx, action, query)
+		if stats != nil {
+			stats.Calls.Add(1)
+			if IsThrottled(err) {
+				stats.Throttles.Add(1)
+			}
+		}
 		if err == nil {
 			if out == nil {
 				return nil
@@ -166,6 +173,9 @@ func (c *Client) call(ctx context.Context, action string, params map[string]any,
 		c.log.WarnContext(ctx, "retrying Live API call", "action", action, "attempt", attempt, "wait", wait.String(), "err", err)
 		if err := c.sleep(ctx, wait); err != nil {
 			return last
+		}
+		if stats != nil {
+			stats.Retries.Add(1)
 		}
 	}
 }

@@ -228,11 +228,15 @@ func TestThrottleHint(t *testing.T) {
 	}))
 	defer srv.Close()
 	c := newClient(t, srv.URL, liveapi.Options{})
-	if _, err := c.DescribeDomain(context.Background(), "play.example.com"); err != nil {
+	var st liveapi.Stats
+	if _, err := c.DescribeDomain(liveapi.WithStats(context.Background(), &st), "play.example.com"); err != nil {
 		t.Fatal(err)
 	}
 	if gap < 850*time.Millisecond {
 		t.Fatalf("retried after %s, before the 900 ms the API asked for", gap)
+	}
+	if st.Calls.Load() != 2 || st.Throttles.Load() != 1 || st.Retries.Load() != 1 {
+		t.Fatalf("stats: calls %d throttles %d retries %d, want 2 1 1", st.Calls.Load(), st.Throttles.Load(), st.Retries.Load())
 	}
 }
 
