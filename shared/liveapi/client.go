@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net/url"
 	"strings"
 	"time"
@@ -43,7 +42,20 @@ type Options struct {
 	MaxAttempts int
 	// Logger receives one line per retry; nil discards.
 	Logger *slog.Logger
+	// ConnectTimeout bounds dialing and the TLS handshake of one attempt; 0 means
+	// DefaultConnectTimeout.
+	ConnectTimeout time.Duration
+	// ReadTimeout bounds one attempt's wait for the response headers; 0 means
+	// DefaultReadTimeout.
+	ReadTimeout time.Duration
+	// Reserve is the time every call leaves before the caller's deadline (or a quarter of the
+	// time left, when that is shorter), so whatever trigger made the call still has time to
+	// record its result and answer; 0 means DefaultReserve, negative means none.
+	Reserve time.Duration
 }
+
+// DefaultReserve is the time a call leaves before the caller's deadline by default.
+const DefaultReserve = time.Second
 
 // Client calls the Live OpenAPI through the official SDK core (darabonba-openapi's generic
 // CallApi: the per-service Live module is not on the Go module proxy). It retries throttling,
@@ -55,6 +67,7 @@ type Client struct {
 	limiter     Limiter
 	maxAttempts int
 	log         *slog.Logger
+	reserve     time.Duration
 	// sleep waits between attempts; tests replace it.
 	sleep func(context.Context, time.Duration) error
 }
@@ -83,7 +96,17 @@ func New(o Options) (*Client, error) {
 		}
 		cred = c
 	}
-	cfg := &openapiutil.Config{Credential: cred, Endpoint: dara.String(endpoint), Protocol: dara.String(protocol)}
+	t := timeouts{connect: o.ConnectTimeout, read: o.ReadTimeout}
+	if t.connect <= 0 {
+		t.connect = DefaultConnectTimeout
+	}
+	if t.read <= 0 {
+		t.read = DefaultReadTimeout
+	}
+	// The context alone carries the invocation's deadline; the timeouts stay fixed, so one
+	// transport (and its idle connections) serves every call of the process.
+	cfg := &openapiutil.Config{Credential: cred, Endpoint: dara.String(endpoint), Protocol: dara.String(protocol),
+		HttpClient: sharedClient(t), ConnectTimeout: dara.Int(int(t.connect.Milliseconds())), ReadTimeout: dara.Int(int(t.read.Milliseconds()))}
 	if o.SignatureV1 {
 		cfg.SignatureAlgorithm = dara.String("v2")
 	}
@@ -94,7 +117,10 @@ func New(o Options) (*Client, error) {
 	// Typed errors keep the status, the code and the throttling hint; the SDK's generic
 	// SDKError would drop the hint.
 	sdk.DisableSDKError = dara.Bool(true)
-	c := &Client{sdk: sdk, region: o.RegionID, limiter: o.Limiter, maxAttempts: o.MaxAttempts, log: o.Logger, sleep: sleepCtx}
+	c := &Client{sdk: sdk, region: o.RegionID, limiter: o.Limiter, maxAttempts: o.MaxAttempts, log: o.Logger, sleep: sleepCtx, reserve: o.Reserve}
+	if c.reserve == 0 {
+		c.reserve = DefaultReserve
+	}
 	if c.region == "" {
 		c.region = "cn-shanghai"
 	}
@@ -118,8 +144,24 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
+// withReserve returns ctx ending the reserve before its deadline: the quota wait, the
+// attempts and the backoff all stop there, and the caller keeps the rest.
+func (c *Client) withReserve(ctx context.Context) (context.Context, context.CancelFunc) {
+	dl, ok := ctx.Deadline()
+	if !ok || c.reserve < 0 {
+		return ctx, func() {}
+	}
+	r := min(c.reserve, time.Until(dl)/4)
+	if r <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithDeadline(ctx, dl.Add(-r))
+}
+
 // call runs one action with retries and returns the decoded body.
 func (c *Client) call(ctx context.Context, action string, params map[string]any, out any) error {
+	ctx, cancel := c.withReserve(ctx)
+	defer cancel()
 	params["RegionId"] = c.region
 	query := openapiutil.Query(params)
 	b := backoff.NewExponentialBackOff()
@@ -187,12 +229,7 @@ var rpcParams = openapiutil.Params{Version: dara.String(Version), Protocol: dara
 func (c *Client) once(ctx context.Context, action string, query map[string]*string) (map[string]any, error) {
 	p := rpcParams
 	p.Action = dara.String(action)
-	rt := &dara.RuntimeOptions{}
-	if dl, ok := ctx.Deadline(); ok {
-		ms := int(math.Max(1, float64(time.Until(dl).Milliseconds())))
-		rt.ReadTimeout, rt.ConnectTimeout = dara.Int(ms), dara.Int(ms)
-	}
-	res, err := c.sdk.CallApiWithCtx(ctx, &p, &openapiutil.OpenApiRequest{Query: query}, rt)
+	res, err := c.sdk.CallApiWithCtx(ctx, &p, &openapiutil.OpenApiRequest{Query: query}, &dara.RuntimeOptions{})
 	if err != nil {
 		return nil, classify(action, err)
 	}

@@ -1,0 +1,100 @@
+package liveapi_test
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/livepack/livepack/shared/emulator"
+	"github.com/livepack/livepack/shared/liveapi"
+)
+
+// TestOneTransport: calls made with a deadline reuse one connection. The SDK pools HTTP
+// clients by their timeout values, so timeouts derived from the time left would dial anew for
+// every call and leave a transport (and its goroutines) behind each time.
+func TestOneTransport(t *testing.T) {
+	var opened atomic.Int64
+	srv := httptest.NewUnstartedServer(emulator.New(emulator.Options{Seed: emulator.DefaultSeed(), Rate: 1 << 30}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			opened.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	// Two clients, as a host building one per invocation would: they share the transport.
+	a := newClient(t, srv.URL, liveapi.Options{})
+	b := newClient(t, srv.URL, liveapi.Options{})
+	call := func(c *liveapi.Client, i int) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(30+i%7)*time.Second)
+		defer cancel()
+		if _, err := c.DescribeDomain(ctx, "play.example.com"); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	call(a, 0)
+	call(b, 1)
+	runtime.GC()
+	base := runtime.NumGoroutine()
+	const n = 1000
+	for i := range n {
+		if i%2 == 0 {
+			call(a, i)
+		} else {
+			call(b, i)
+		}
+	}
+	if got := opened.Load(); got > 2 {
+		t.Fatalf("%d calls with a deadline opened %d TCP connections, want at most 2", n+2, got)
+	}
+	// Goroutines settle: a call's timer and request goroutines end with it.
+	var now int
+	for range 50 {
+		if now = runtime.NumGoroutine(); now <= base+2 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("goroutines grew from %d to %d over %d calls", base, now, n)
+}
+
+// TestReserveBeforeDeadline: a call gives up before the caller's deadline, leaving the caller
+// time to record its result.
+func TestReserveBeforeDeadline(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done()
+	}))
+	defer srv.Close()
+	for _, tt := range []struct {
+		name     string
+		reserve  time.Duration
+		deadline time.Duration
+		// leftAtLeast is the least time the caller must have left when the call returns.
+		leftAtLeast time.Duration
+	}{
+		{"fixed reserve", 400 * time.Millisecond, 2 * time.Second, 300 * time.Millisecond},
+		{"quarter of a short deadline", time.Minute, 800 * time.Millisecond, 150 * time.Millisecond},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newClient(t, srv.URL, liveapi.Options{Reserve: tt.reserve, MaxAttempts: 1})
+			ctx, cancel := context.WithTimeout(context.Background(), tt.deadline)
+			defer cancel()
+			_, err := c.DescribeDomain(ctx, "play.example.com")
+			if err == nil {
+				t.Fatal("a call to a server that never answers succeeded")
+			}
+			dl, _ := ctx.Deadline()
+			if left := time.Until(dl); left < tt.leftAtLeast {
+				t.Fatalf("call returned %s before the deadline, want at least %s", left, tt.leftAtLeast)
+			}
+			if ctx.Err() != nil {
+				t.Fatal("the caller's own context ended")
+			}
+		})
+	}
+}
