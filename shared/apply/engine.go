@@ -66,12 +66,21 @@ func (e *Engine) Apply(ctx context.Context, trigger, key, hash string, policies 
 	})
 }
 
+// NewDomainWindow is how long after a domain-created event's time a domain the API does not
+// show is taken for one not yet visible (the API needs several minutes before a new domain can
+// be queried) and retried, rather than failed as not found.
+const NewDomainWindow = 15 * time.Minute
+
 // DomainCreated applies the default policies whose DomainName glob matches a new domain, when
-// it is a play domain.
-func (e *Engine) DomainCreated(ctx context.Context, trigger, key, domain string) (Result, error) {
+// it is a play domain. at is the event's time (zero when the event has none): within
+// NewDomainWindow of it, a domain not found is retried.
+func (e *Engine) DomainCreated(ctx context.Context, trigger, key, domain string, at time.Time) (Result, error) {
 	hash := hashStrings("domain-created", domain)
 	return e.run(ctx, trigger, key, hash, func(ctx context.Context, s *session) (Result, error) {
 		res := Result{Trigger: trigger, Key: key}
+		if !at.IsZero() {
+			s.notFoundUntil = at.Add(NewDomainWindow)
+		}
 		var ps []policy.Policy
 		for _, p := range e.defaults {
 			if p.MatchesDomain(domain) {
@@ -87,8 +96,8 @@ func (e *Engine) DomainCreated(ctx context.Context, trigger, key, domain string)
 		if di.err != nil {
 			res.Results = append(res.Results, PolicyResult{DomainName: domain, AppName: "*", StreamName: "*",
 				Outcome: Failed, Errors: apiFieldErrors(di.err), Reason: reasonFor(di.err)})
-			if retryable(di.err) {
-				return res, fmt.Errorf("%w: domain %s: %w", ErrRetryLater, domain, di.err)
+			if unfinished(di.err) {
+				return res, notDone([]error{fmt.Errorf("domain %s: %w", domain, di.err)})
 			}
 			return res, nil
 		}
@@ -107,8 +116,11 @@ func (e *Engine) run(ctx context.Context, trigger, key, hash string, work func(c
 	deadline, ok := ctx.Deadline()
 	prev, err := e.store.Acquire(ctx, skey, hash, idempotency.LeaseUntil(e.now(), deadline, ok))
 	if err != nil {
-		return Result{Trigger: trigger, Key: key, Results: []PolicyResult{}, Notices: []NoticeResult{}},
-			fmt.Errorf("apply: %s: %w", key, err)
+		res := Result{Trigger: trigger, Key: key, Results: []PolicyResult{}, Notices: []NoticeResult{}}
+		if errors.Is(err, idempotency.ErrPayloadMismatch) {
+			res.Note = "the key " + key + " was used before with a different payload: this event is not applied"
+		}
+		return res, fmt.Errorf("apply: %s: %w", key, err)
 	}
 	if prev != nil && prev.Status == idempotency.Completed {
 		log.Info("replay of a completed key")

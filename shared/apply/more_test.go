@@ -95,7 +95,7 @@ func TestDomainCreated(t *testing.T) {
 			e := newEnv(t, nil)
 			opts := e.opts
 			opts.Defaults = defaults
-			res, err := apply.New(opts).DomainCreated(ctxT(t, 20*time.Second), "domain-created", "evt-"+tt.domain, tt.domain)
+			res, err := apply.New(opts).DomainCreated(ctxT(t, 20*time.Second), "domain-created", "evt-"+tt.domain, tt.domain, time.Time{})
 			if errors.Is(err, apply.ErrRetryLater) != tt.retry || (err != nil && !tt.retry) {
 				t.Fatalf("err %v, retry want %v", err, tt.retry)
 			}

@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
+	"github.com/livepack/livepack/shared/classify"
 	"github.com/livepack/livepack/shared/idempotency"
 	"github.com/livepack/livepack/shared/liveapi"
 	"github.com/livepack/livepack/shared/notify"
@@ -39,6 +41,9 @@ type session struct {
 	// after the API committed): a retry delivers each one whose change it finds in place.
 	uncertain []idempotency.PendingNotice
 	calls     int
+	// notFoundUntil, when set, is the end of the window in which a domain not found is one too
+	// new for Describe to show (a domain-created event's time plus NewDomainWindow).
+	notFoundUntil time.Time
 }
 
 type domainInfo struct {
@@ -64,12 +69,22 @@ func (s *session) domain(ctx context.Context, name string) *domainInfo {
 	if di.err == nil && di.d.LiveDomainType == playDomain && di.d.DomainStatus == "configuring" {
 		di.err = errConfiguring
 	}
+	if di.err != nil && !s.notFoundUntil.IsZero() && s.e.now().Before(s.notFoundUntil) && isDomainNotFound(di.err) {
+		// The API does not show a domain until minutes after it was added: within that window
+		// not found means not yet.
+		di.err = fmt.Errorf("%w: %w", classify.ErrDomainNotReady, di.err)
+	}
 	s.domains[name] = di
 	return di
 }
 
 // errConfiguring: a domain just added needs minutes of configuration before it takes configs.
-var errConfiguring = errors.New("domain is still configuring; retry later")
+var errConfiguring = fmt.Errorf("domain is still configuring: %w", classify.ErrDomainNotReady)
+
+func isDomainNotFound(err error) bool {
+	var ae *liveapi.Error
+	return errors.As(err, &ae) && strings.HasPrefix(ae.Code, "InvalidDomain") && errors.Is(err, liveapi.ErrNotFound)
+}
 
 // loadConfigs reads every page of the domain's configs; fresh forces a new read (after a
 // concurrent writer showed up).
@@ -157,12 +172,25 @@ func (s *session) applyPolicies(ctx context.Context, res *Result, ps []policy.Po
 		res.Results = append(res.Results, pr)
 		if err != nil {
 			retry = append(retry, err)
+			if errors.Is(err, idempotency.ErrFenced) {
+				break // another run holds the key now: this one must not write the API further
+			}
 		}
 	}
-	if len(retry) > 0 {
-		return fmt.Errorf("%w: %w", ErrRetryLater, errors.Join(retry...))
+	return notDone(retry)
+}
+
+// notDone joins the causes of the policies a later delivery must redo: a misconfiguration
+// (classify.Misconfig) fails loudly, anything else is a retry.
+func notDone(errs []error) error {
+	if len(errs) == 0 {
+		return nil
 	}
-	return nil
+	err := errors.Join(errs...)
+	if classify.Of(err) == classify.Misconfig {
+		return fmt.Errorf("apply: %w: %w", classify.ErrMisconfigured, err)
+	}
+	return fmt.Errorf("%w: %w", ErrRetryLater, err)
 }
 
 // applyOne plans and applies one policy. The error it returns is the cause of a retryable
@@ -176,7 +204,7 @@ func (s *session) applyOne(ctx context.Context, p policy.Policy, report bool) (P
 	}
 	fail := func(err error) (PolicyResult, error) {
 		pr.Outcome, pr.Reason, pr.Errors = Failed, reasonFor(err), apiFieldErrors(err)
-		if retryable(err) {
+		if unfinished(err) {
 			return pr, err
 		}
 		return pr, nil
@@ -393,16 +421,22 @@ func (s *session) inPlace(pn idempotency.PendingNotice) bool {
 	return exists && d.Config != nil && configOf(c) == *d.Config
 }
 
-// retryable reports whether a later delivery of the same event may succeed.
-func retryable(err error) bool {
-	return errors.Is(err, errConfiguring) || errors.Is(err, quota.ErrExhausted) ||
-		errors.Is(err, context.DeadlineExceeded) || liveapi.IsRetryable(err)
+// retryable reports whether a later delivery of the same event may succeed (classify.Retry).
+func retryable(err error) bool { return classify.Of(err) == classify.Retry }
+
+// unfinished reports whether err leaves the key to be redone by a later delivery rather than
+// completed as failed: a retry, or a misconfiguration that succeeds once fixed.
+func unfinished(err error) bool {
+	c := classify.Of(err)
+	return c == classify.Retry || c == classify.Misconfig
 }
 
 func reasonFor(err error) string {
 	var ae *liveapi.Error
 	switch {
-	case errors.Is(err, errConfiguring):
+	case classify.Of(err) == classify.Misconfig:
+		return "livepack is misconfigured (" + classify.RowOf(err) + "): " + err.Error()
+	case errors.Is(err, classify.ErrDomainNotReady):
 		return err.Error()
 	case errors.Is(err, liveapi.ErrNotFound) && errors.As(err, &ae) && strings.HasPrefix(ae.Code, "InvalidDomain"):
 		return "domain not found: " + err.Error()

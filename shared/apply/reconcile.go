@@ -7,6 +7,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/livepack/livepack/shared/classify"
 	"github.com/livepack/livepack/shared/idempotency"
 	"github.com/livepack/livepack/shared/notify"
 	"github.com/livepack/livepack/shared/policy"
@@ -48,8 +49,8 @@ func (e *Engine) Reconcile(ctx context.Context, trigger, key, mode string, polic
 		if err != nil {
 			sum.Note = "listing domains failed: " + err.Error()
 			sum.Calls = s.calls
-			if retryable(err) {
-				return res, fmt.Errorf("%w: list domains: %w", ErrRetryLater, err)
+			if unfinished(err) {
+				return res, notDone([]error{fmt.Errorf("list domains: %w", err)})
 			}
 			return res, nil
 		}
@@ -92,6 +93,9 @@ func (e *Engine) Reconcile(ctx context.Context, trigger, key, mode string, polic
 		// A reconcile is level-based: the next scheduled run repairs what this one could not,
 		// so a retryable failure is reported, not retried.
 		if retryErr != nil {
+			if classify.Of(retryErr) == classify.Misconfig {
+				return res, retryErr // a wrong key or permission fails loudly, every run
+			}
 			sum.Note = joinNote(sum.Note, "some policies failed and will be retried by the next run")
 		}
 		return res, nil

@@ -53,6 +53,9 @@ type Config struct {
 	StateWarning string
 	// Rate is the Live API calls per minute this deployment may spend.
 	Rate int
+	// Namespace prefixes every shared key (LIVEPACK_NAMESPACE), so deployments sharing one
+	// Redis never share records or quota; DefaultNamespace says how it is derived when unset.
+	Namespace string
 	// AccessKey is an explicit Alibaba Cloud key (ALIBABA_CLOUD_ACCESS_KEY_ID, _SECRET and
 	// optional _SECURITY_TOKEN, possibly from a secret store); empty means the default chain.
 	AccessKey AccessKey
@@ -154,6 +157,13 @@ func FromEnv(host Host, getenv func(string) string) (Config, error) {
 		bad("LIVEPACK_STATE", "%v", err)
 	}
 
+	c.Namespace = strings.TrimSpace(getenv("LIVEPACK_NAMESPACE"))
+	if c.Namespace == "" {
+		c.Namespace = DefaultNamespace(host, c.Region, getenv)
+	} else if !namespaceOK(c.Namespace) {
+		bad("LIVEPACK_NAMESPACE", "want 1 to 64 letters, digits, '.', '_' or '-', got %q", c.Namespace)
+	}
+
 	c.AccessKey = AccessKey{ID: strings.TrimSpace(getenv("ALIBABA_CLOUD_ACCESS_KEY_ID")),
 		Secret: strings.TrimSpace(getenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET")), SecurityToken: strings.TrimSpace(getenv("ALIBABA_CLOUD_SECURITY_TOKEN"))}
 	if (c.AccessKey.ID == "") != (c.AccessKey.Secret == "") {
@@ -170,6 +180,51 @@ func FromEnv(host Host, getenv func(string) string) (Config, error) {
 		}
 	}
 	return c, errors.Join(errs...)
+}
+
+// DefaultNamespace is the namespace of a deployment that sets no LIVEPACK_NAMESPACE: the
+// function's name (FC_FUNCTION_NAME on Function Compute, AWS_LAMBDA_FUNCTION_NAME on Lambda,
+// "cli" on the command line) and the Live region, joined by a dot, with any other character
+// replaced by '-'. Two functions of one account and region cannot share a name, so they never
+// share keys.
+func DefaultNamespace(host Host, region string, getenv func(string) string) string {
+	name := "cli"
+	switch host {
+	case FC:
+		name = getenv("FC_FUNCTION_NAME")
+	case Lambda:
+		name = getenv("AWS_LAMBDA_FUNCTION_NAME")
+	}
+	if strings.TrimSpace(name) == "" {
+		name = "livepack"
+	}
+	ns := []rune(strings.TrimSpace(name) + "." + region)
+	for i, ch := range ns {
+		if !nsChar(ch) {
+			ns[i] = '-'
+		}
+	}
+	if len(ns) > 64 {
+		ns = ns[:64]
+	}
+	return string(ns)
+}
+
+func nsChar(ch rune) bool {
+	return ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || ch == '.' || ch == '_' || ch == '-'
+}
+
+// namespaceOK keeps a namespace free of Redis's separators and hash-tag braces.
+func namespaceOK(ns string) bool {
+	if len(ns) == 0 || len(ns) > 64 {
+		return false
+	}
+	for _, ch := range ns {
+		if !nsChar(ch) {
+			return false
+		}
+	}
+	return true
 }
 
 func checkEndpoint(v string) error {

@@ -29,6 +29,7 @@ func TestEachBadVariableIsNamed(t *testing.T) {
 		"LIVEPACK_NOTIFY_SECRET":  "whsec_!!",
 		"LIVEPACK_STATE":          "postgres://db",
 		"LIVEPACK_RATE":           "301",
+		"LIVEPACK_NAMESPACE":      "a{b}",
 	}
 	for name, value := range tests {
 		_, err := FromEnv(CLI, env(map[string]string{name: value}))
@@ -80,5 +81,34 @@ func TestAccessKeyHidden(t *testing.T) {
 	}
 	if _, err := FromEnv(FC, env(map[string]string{"ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAI1"})); err == nil {
 		t.Fatal("an id without a secret was accepted")
+	}
+}
+
+// TestNamespace: LIVEPACK_NAMESPACE is taken as given; unset, it is the function's name and the
+// region, so two deployments sharing a Redis get different namespaces.
+func TestNamespace(t *testing.T) {
+	tests := []struct {
+		host Host
+		env  map[string]string
+		want string
+	}{
+		{CLI, nil, "cli.cn-shanghai"},
+		{CLI, map[string]string{"LIVEPACK_REGION": "ap-southeast-1"}, "cli.ap-southeast-1"},
+		{FC, map[string]string{"FC_FUNCTION_NAME": "packager"}, "packager.cn-shanghai"},
+		{FC, nil, "livepack.cn-shanghai"},
+		{Lambda, map[string]string{"AWS_LAMBDA_FUNCTION_NAME": "lp:prod"}, "lp-prod.cn-shanghai"},
+		{Lambda, map[string]string{"AWS_LAMBDA_FUNCTION_NAME": "lp", "LIVEPACK_NAMESPACE": "team-a"}, "team-a"},
+		{CLI, map[string]string{"LIVEPACK_NAMESPACE": strings.Repeat("n", 64)}, strings.Repeat("n", 64)},
+	}
+	for _, tt := range tests {
+		c, err := FromEnv(tt.host, env(tt.env))
+		if err != nil || c.Namespace != tt.want {
+			t.Errorf("%s %v: namespace %q, %v; want %q", tt.host, tt.env, c.Namespace, err, tt.want)
+		}
+	}
+	for _, bad := range []string{strings.Repeat("n", 65), "a:b", "{x}", "a b"} {
+		if _, err := FromEnv(CLI, env(map[string]string{"LIVEPACK_NAMESPACE": bad})); err == nil || !strings.HasPrefix(err.Error(), "LIVEPACK_NAMESPACE:") {
+			t.Errorf("LIVEPACK_NAMESPACE=%q: %v", bad, err)
+		}
 	}
 }

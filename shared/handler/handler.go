@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/livepack/livepack/shared/apply"
+	"github.com/livepack/livepack/shared/classify"
 	"github.com/livepack/livepack/shared/intake"
 	"github.com/livepack/livepack/shared/policy"
 	"github.com/livepack/livepack/shared/webhook"
@@ -58,19 +59,26 @@ type Response struct {
 	HTTP    *intake.HTTPResponse
 }
 
-// Invoke handles one raw event. The error is non-nil when the platform should deliver the
-// event again (apply.ErrRetryLater and the like) or when the event cannot be handled at all;
-// Response still carries whatever result there is.
+// Invoke handles one raw event. What it returns follows the error's class (shared/classify):
+// the error is non-nil when the platform should deliver the event again (classify.Retry) or
+// when livepack is misconfigured (classify.Misconfig, logged at error level so alarms fire); a
+// poison event (undecodable, or its key reused for another payload) is acknowledged with a nil
+// error, logged at error level and answered with a result naming the problem, so it is never
+// redelivered. Response carries whatever result there is.
 func (h *Handler) Invoke(ctx context.Context, raw []byte) (Response, error) {
-	req, err := intake.Decode(raw)
-	if err != nil {
-		return Response{}, fmt.Errorf("handler: %w", err)
-	}
-	resp := Response{Request: req}
 	log := h.log
 	if id := RequestID(ctx); id != "" {
 		log = log.With("requestId", id)
 	}
+	req, err := intake.Decode(raw)
+	if err != nil {
+		err = fmt.Errorf("handler: %w", err)
+		res := apply.Result{Trigger: "unrecognized", Results: []apply.PolicyResult{}, Notices: []apply.NoticeResult{},
+			Errors: []policy.FieldError{{Index: -1, Code: policy.CodeInvalidParams, Message: err.Error()}},
+			Note:   "the event can never be handled: acknowledged and dropped (" + classify.Of(err).String() + ")"}
+		return Response{Result: &res}, settle(log, res, err)
+	}
+	resp := Response{Request: req}
 	opts := h.opts
 	opts.Logger = log
 	engine := apply.New(opts)
@@ -86,7 +94,7 @@ func (h *Handler) Invoke(ctx context.Context, raw []byte) (Response, error) {
 		log.Info("webhook answered", "status", r.Status)
 		return resp, nil
 	case intake.DomainCreated:
-		res, err := engine.DomainCreated(ctx, string(req.Kind), req.Key, req.DomainName)
+		res, err := engine.DomainCreated(ctx, string(req.Kind), req.Key, req.DomainName, req.At)
 		resp.Result = &res
 		return resp, done(log, res, err)
 	case intake.Schedule:
@@ -153,17 +161,40 @@ func countInvalid(res apply.Result) int {
 }
 
 func done(log *slog.Logger, res apply.Result, err error) error {
+	if err != nil {
+		return settle(log, res, err)
+	}
+	log.Info("invocation done", "outcomes", outcomes(res), "replayed", res.Replayed, "notices", len(res.Notices))
+	return nil
+}
+
+func outcomes(res apply.Result) string {
 	counts := map[string]int{}
 	for _, r := range res.Results {
 		counts[r.Outcome]++
 	}
 	b, _ := json.Marshal(counts)
-	if err != nil {
-		log.Warn("invocation needs a retry", "outcomes", string(b), "err", err)
+	return string(b)
+}
+
+// settle decides, from err's class, whether the platform sees the invocation fail.
+func settle(log *slog.Logger, res apply.Result, err error) error {
+	class := classify.Of(err)
+	attrs := []any{"class", class.String(), "row", classify.RowOf(err), "outcomes", outcomes(res), "err", err}
+	switch class {
+	case classify.Poison:
+		log.Error("event dropped: it can never succeed, so it is acknowledged and not redelivered", attrs...)
+		return nil
+	case classify.Terminal:
+		log.Warn("invocation finished with a terminal failure", attrs...)
+		return nil
+	case classify.Misconfig:
+		log.Error("livepack is misconfigured: the invocation fails until the configuration is fixed", attrs...)
+		return err
+	default:
+		log.Warn("invocation needs a retry", attrs...)
 		return err
 	}
-	log.Info("invocation done", "outcomes", string(b), "replayed", res.Replayed, "notices", len(res.Notices))
-	return nil
 }
 
 // ServeHTTP serves the CMS webhook over plain HTTP (`livepack serve`), with the same

@@ -102,8 +102,37 @@ func TestInvokeSamples(t *testing.T) {
 			t.Errorf("%s: no answer", e.Name())
 		}
 	}
-	if _, err := h.Invoke(context.Background(), []byte(`{"what":"ever"}`)); err == nil || !strings.Contains(err.Error(), "what") {
-		t.Fatalf("an unknown event must be named in the error: %v", err)
+}
+
+// TestPoisonAcknowledged: an event that can never be handled (no envelope livepack knows, not
+// JSON, a key reused for another payload) is acknowledged (nil error: never redelivered),
+// logged at error level and answered with a result that names the problem.
+func TestPoisonAcknowledged(t *testing.T) {
+	var logs bytes.Buffer
+	h := newHandler(t, &logs)
+	for _, raw := range []string{`{"what":"ever"}`, `{"policies":`, `["a","b"]`} {
+		logs.Reset()
+		resp, err := h.Invoke(context.Background(), []byte(raw))
+		if err != nil || resp.Result == nil || len(resp.Result.Errors) != 1 {
+			t.Fatalf("%s: %+v %v", raw, resp.Result, err)
+		}
+		if !strings.Contains(logs.String(), `"level":"ERROR"`) || !strings.Contains(logs.String(), `"class":"poison"`) {
+			t.Fatalf("%s: not logged as poison: %s", raw, logs.String())
+		}
+	}
+	if resp, _ := h.Invoke(context.Background(), []byte(`{"what":"ever"}`)); !strings.Contains(resp.Result.Errors[0].Message, "what") {
+		t.Fatalf("an unknown event must be named: %+v", resp.Result.Errors)
+	}
+	doc := func(proto string) []byte {
+		return []byte(`{"specversion":"1.0","id":"bus-1","source":"cms","type":"livepack.policies","data":{"policies":[{"DomainName":"play.example.com","AppName":"a","StreamName":"s","Protocol":"` + proto + `"}]}}`)
+	}
+	if _, err := h.Invoke(context.Background(), doc("HLS_CMAF")); err != nil {
+		t.Fatal(err)
+	}
+	logs.Reset()
+	resp, err := h.Invoke(context.Background(), doc("LLHLS_CMAF"))
+	if err != nil || resp.Result == nil || !strings.Contains(resp.Result.Note, "different payload") || !strings.Contains(logs.String(), `"class":"poison"`) {
+		t.Fatalf("payload mismatch: %+v %v\n%s", resp.Result, err, logs.String())
 	}
 }
 

@@ -101,12 +101,13 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) 
 			_ = rdb.Close()
 			return nil, fmt.Errorf("host: LIVEPACK_STATE: redis at %s: %w", opt.Addr, err)
 		}
-		store = idempotency.NewRedis(rdb, idempotency.KeyPrefix)
-		// With Redis, LIVEPACK_RATE is one budget for every instance sharing it.
-		limiter = quota.NewRedis(rdb, "livepack:quota", cfg.Rate)
+		prefix := idempotency.KeyPrefix(cfg.Namespace)
+		store = idempotency.NewRedis(rdb, prefix+"idem:")
+		// With Redis, LIVEPACK_RATE is one budget for every instance of the namespace.
+		limiter = quota.NewRedis(rdb, prefix+"quota", cfg.Rate)
 		w.closers = append(w.closers, func() { _ = rdb.Close() })
 	} else {
-		s, err := idempotency.Open(ctx, cfg.State)
+		s, err := idempotency.Open(ctx, cfg.State, cfg.Namespace)
 		if err != nil {
 			return nil, fmt.Errorf("host: LIVEPACK_STATE: %w", err)
 		}

@@ -9,11 +9,14 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// KeyPrefix namespaces livepack's records in a shared Redis.
-const KeyPrefix = "livepack:idem:"
+// KeyPrefix is the prefix of every Redis key of the namespace ns: the namespace is a Redis
+// Cluster hash tag, so all of a deployment's keys (records, their notices, the pending index,
+// the quota) live in one slot and a script may touch several of them atomically.
+func KeyPrefix(ns string) string { return "livepack:{" + ns + "}:" }
 
-// Open returns the store LIVEPACK_STATE names: "memory", "file:PATH" or "redis://HOST:PORT/DB".
-func Open(ctx context.Context, spec string) (Store, error) {
+// Open returns the store LIVEPACK_STATE names: "memory", "file:PATH" or "redis://HOST:PORT/DB";
+// Redis keys are prefixed with KeyPrefix(namespace).
+func Open(ctx context.Context, spec, namespace string) (Store, error) {
 	switch {
 	case spec == "memory":
 		return NewMemory(), nil
@@ -29,7 +32,7 @@ func Open(ctx context.Context, spec string) (Store, error) {
 			_ = rdb.Close()
 			return nil, fmt.Errorf("idempotency: redis at %s: %w", opt.Addr, err)
 		}
-		s := NewRedis(rdb, KeyPrefix)
+		s := NewRedis(rdb, KeyPrefix(namespace)+"idem:")
 		s.owned = true
 		return s, nil
 	}

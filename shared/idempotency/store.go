@@ -26,6 +26,9 @@ var (
 	ErrInProgress = errors.New("idempotency: key in progress")
 	// ErrPayloadMismatch: the key was seen with a different payload hash.
 	ErrPayloadMismatch = errors.New("idempotency: key reused with a different payload")
+	// ErrFenced: a write carried a lease token that is no longer the key's: another run took
+	// the key over, and the caller must stop writing (the store and the API).
+	ErrFenced = errors.New("idempotency: lease taken over by another run")
 )
 
 // Record is the one record kept per trigger key.

@@ -168,14 +168,14 @@ func TestLeaseUntil(t *testing.T) {
 func TestOpen(t *testing.T) {
 	ctx := context.Background()
 	for _, spec := range []string{"memory", "file:" + t.TempDir() + "/x/state.db"} {
-		s, err := Open(ctx, spec)
+		s, err := Open(ctx, spec, "t")
 		if err != nil {
 			t.Fatalf("%s: %v", spec, err)
 		}
 		_ = s.Close()
 	}
 	for _, spec := range []string{"", "file:", "postgres://x", "redis://user:hunter2@127.0.0.1:1/0"} {
-		_, err := Open(ctx, spec)
+		_, err := Open(ctx, spec, "t")
 		if err == nil {
 			t.Fatalf("%q accepted", spec)
 		}
@@ -281,7 +281,7 @@ func TestPendingListsLapsedAppliedOnly(t *testing.T) {
 func TestOpenRedis(t *testing.T) {
 	ctx := context.Background()
 	addr := redistest.Start(t).Options().Addr
-	s, err := Open(ctx, "redis://"+addr+"/0")
+	s, err := Open(ctx, "redis://"+addr+"/0", "t")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +308,7 @@ func TestFileLockedByAnotherProcess(t *testing.T) {
 	defer func(d time.Duration) { lockTimeout = d }(lockTimeout)
 	lockTimeout = 200 * time.Millisecond
 	path := filepath.Join(t.TempDir(), "state.db")
-	first, err := Open(context.Background(), "file:"+path)
+	first, err := Open(context.Background(), "file:"+path, "t")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,6 +61,9 @@ type Request struct {
 	HTTP *HTTPRequest
 	// Reason says why an Ignored event asks nothing.
 	Reason string
+	// At is the event's own time (the CloudEvent's or EventBridge's "time"); zero when it has
+	// none.
+	At time.Time
 }
 
 // HTTPRequest is the platform-neutral part of a webhook request.
@@ -195,13 +198,13 @@ func cloudEvent(env map[string]json.RawMessage, str func(string) string) (Reques
 		if at.RequestParameters.DomainName == "" {
 			return Request{}, fmt.Errorf("intake: AddLiveDomain event %s has no requestParameters.DomainName", id)
 		}
-		return Request{Kind: DomainCreated, Source: "alibaba-eventbridge", Key: key, DomainName: domainName(at.RequestParameters.DomainName)}, nil
+		return Request{Kind: DomainCreated, Source: "alibaba-eventbridge", Key: key, DomainName: domainName(at.RequestParameters.DomainName), At: eventTime(str("time"))}, nil
 	case "livepack.domain.created":
 		d, err := customDomain(data)
 		if err != nil {
 			return Request{}, fmt.Errorf("intake: CloudEvent %s: %w", id, err)
 		}
-		return Request{Kind: DomainCreated, Source: "alibaba-eventbridge", Key: id, DomainName: d}, nil
+		return Request{Kind: DomainCreated, Source: "alibaba-eventbridge", Key: id, DomainName: d, At: eventTime(str("time"))}, nil
 	case "livepack.policies":
 		if len(bytes.TrimSpace(data)) == 0 {
 			return Request{}, fmt.Errorf("intake: CloudEvent %s of type livepack.policies has no data", id)
@@ -209,6 +212,15 @@ func cloudEvent(env map[string]json.RawMessage, str func(string) string) (Reques
 		return Request{Kind: Policies, Source: "alibaba-eventbridge", Key: id, Document: data}, nil
 	}
 	return Request{Kind: Ignored, Source: "alibaba-eventbridge", Key: source + ":" + id, Reason: fmt.Sprintf("CloudEvent type %q is not one livepack handles", typ)}, nil
+}
+
+// eventTime reads an event's RFC 3339 time; zero when absent or unreadable.
+func eventTime(v string) time.Time {
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}
+	}
+	return t
 }
 
 func customDomain(data json.RawMessage) (string, error) {
@@ -240,7 +252,7 @@ func awsEvent(env map[string]json.RawMessage, str func(string) string) (Request,
 		if err != nil {
 			return Request{}, fmt.Errorf("intake: EventBridge event %s: %w", id, err)
 		}
-		return Request{Kind: DomainCreated, Source: "aws-eventbridge", Key: id, DomainName: d}, nil
+		return Request{Kind: DomainCreated, Source: "aws-eventbridge", Key: id, DomainName: d, At: eventTime(str("time"))}, nil
 	case "livepack.policies":
 		return Request{Kind: Policies, Source: "aws-eventbridge", Key: id, Document: detail}, nil
 	case "Scheduled Event":

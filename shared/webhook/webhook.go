@@ -22,6 +22,7 @@ import (
 	"strings"
 
 	"github.com/livepack/livepack/shared/apply"
+	"github.com/livepack/livepack/shared/classify"
 	"github.com/livepack/livepack/shared/idempotency"
 	"github.com/livepack/livepack/shared/intake"
 	"github.com/livepack/livepack/shared/policy"
@@ -95,21 +96,27 @@ func (h *Handler) Handle(ctx context.Context, req intake.HTTPRequest) intake.HTT
 	}
 	sum := sha256.Sum256(req.Body)
 	res, err := h.Apply(ctx, Trigger, key, hex.EncodeToString(sum[:]), doc.Policies)
-	switch {
+	switch class := classify.Of(err); {
 	case err == nil:
 		return jsonResponse(http.StatusOK, res)
 	case errors.Is(err, idempotency.ErrPayloadMismatch):
 		return text(http.StatusConflict, "webhook-id "+id+" was already used with a different body")
-	case errors.Is(err, quota.ErrExhausted):
+	case errors.Is(err, quota.ErrExhausted) && class == classify.Retry:
 		r := jsonResponse(http.StatusTooManyRequests, res)
 		r.Header.Set("Retry-After", strconv.Itoa(retryAfter))
 		return r
-	case errors.Is(err, idempotency.ErrInProgress), errors.Is(err, apply.ErrRetryLater):
-		r := jsonResponse(http.StatusServiceUnavailable, res)
-		r.Header.Set("Retry-After", strconv.Itoa(retryAfter))
-		return r
+	case class == classify.Misconfig:
+		// 500 rather than 503: the CMS must not take it for a passing hiccup, and alarms on
+		// server errors fire. The key was released, so a retry after the fix applies.
+		log.Error("webhook failed: livepack is misconfigured", "row", classify.RowOf(err), "err", err)
+		return jsonResponse(http.StatusInternalServerError, res)
+	case class == classify.Terminal:
+		log.Warn("webhook finished with a terminal failure", "row", classify.RowOf(err), "err", err)
+		return jsonResponse(http.StatusOK, res)
 	default:
-		log.Error("webhook failed", "err", err)
+		if !errors.Is(err, idempotency.ErrInProgress) && !errors.Is(err, apply.ErrRetryLater) {
+			log.Error("webhook failed", "row", classify.RowOf(err), "err", err)
+		}
 		r := jsonResponse(http.StatusServiceUnavailable, res)
 		r.Header.Set("Retry-After", strconv.Itoa(retryAfter))
 		return r

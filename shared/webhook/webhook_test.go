@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/livepack/livepack/shared/apply"
+	"github.com/livepack/livepack/shared/classify"
 	"github.com/livepack/livepack/shared/idempotency"
 	"github.com/livepack/livepack/shared/intake"
+	"github.com/livepack/livepack/shared/liveapi"
 	"github.com/livepack/livepack/shared/policy"
 	"github.com/livepack/livepack/shared/quota"
 	"github.com/livepack/livepack/shared/webhooksig"
@@ -75,6 +78,9 @@ func TestStatuses(t *testing.T) {
 		{"quota", "POST", signed(t, secret, "m1", now, validBody), validBody, ver, failWith(quota.ErrExhausted), 429, true, true},
 		{"in progress", "POST", signed(t, secret, "m1", now, validBody), validBody, ver, failWith(idempotency.ErrInProgress), 503, true, true},
 		{"retry later", "POST", signed(t, secret, "m1", now, validBody), validBody, ver, failWith(fmt.Errorf("x: %w", apply.ErrRetryLater)), 503, true, true},
+		{"redis unreachable", "POST", signed(t, secret, "m1", now, validBody), validBody, ver, failWith(fmt.Errorf("apply: %w", syscall.ECONNREFUSED)), 503, true, true},
+		{"misconfigured", "POST", signed(t, secret, "m1", now, validBody), validBody, ver, failWith(fmt.Errorf("apply: %w: %w", classify.ErrMisconfigured, &liveapi.Error{Status: 400, Code: "SignatureDoesNotMatch"})), 500, false, true},
+		{"terminal", "POST", signed(t, secret, "m1", now, validBody), validBody, ver, failWith(&liveapi.Error{Status: 400, Code: "ConfigConflicts"}), 200, false, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,72 @@
+package apply_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/aliyun/credentials-go/credentials"
+
+	"github.com/livepack/livepack/shared/apply"
+	"github.com/livepack/livepack/shared/classify"
+	"github.com/livepack/livepack/shared/emulator"
+	"github.com/livepack/livepack/shared/liveapi"
+)
+
+// TestNewDomainNotFoundWindow: a domain-created event whose domain the API does not show yet is
+// retried within apply.NewDomainWindow of the event's time, and failed for good after it.
+func TestNewDomainNotFoundWindow(t *testing.T) {
+	defaults, _ := parse(t, `[{"DomainName":"*.example.com","AppName":"*","StreamName":"*","Protocol":"HLS_CMAF"}]`)
+	tests := []struct {
+		name  string
+		age   time.Duration
+		class classify.Class
+	}{
+		{"just added", time.Minute, classify.Retry},
+		{"inside the window", apply.NewDomainWindow - time.Minute, classify.Retry},
+		{"after the window", apply.NewDomainWindow + time.Minute, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, nil)
+			opts := e.opts
+			opts.Defaults = defaults
+			res, err := apply.New(opts).DomainCreated(ctxT(t, 20*time.Second), "domain-created", "evt", "late.example.com", time.Now().Add(-tt.age))
+			if classify.Of(err) != tt.class || len(res.Results) != 1 || res.Results[0].Outcome != apply.Failed {
+				t.Fatalf("class %s (%v), results %+v", classify.Of(err), err, res.Results)
+			}
+			// A retried key is released; a terminal one is completed and replays.
+			_, again := apply.New(opts).DomainCreated(ctxT(t, 20*time.Second), "domain-created", "evt", "late.example.com", time.Now().Add(-tt.age))
+			if classify.Of(again) != tt.class {
+				t.Fatalf("second delivery: %v", again)
+			}
+		})
+	}
+}
+
+// TestWrongCredentialsFailLoudly: the API refusing livepack's key is a misconfiguration: the
+// run fails (it never ends as a success or a completed failure), and once the key is fixed the
+// same event applies.
+func TestWrongCredentialsFailLoudly(t *testing.T) {
+	e := newEnv(t, nil)
+	ps, hash := parse(t, sportsLL)
+	cred, err := credentials.NewCredential(&credentials.Config{Type: ptr("access_key"),
+		AccessKeyId: ptr(emulator.AccessKeyID), AccessKeySecret: ptr("not-the-secret")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad, err := liveapi.New(liveapi.Options{Endpoint: e.url, Credential: cred})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := e.opts
+	opts.API = bad
+	res, err := apply.New(opts).Apply(ctxT(t, 20*time.Second), "direct", "k", hash, ps)
+	if classify.Of(err) != classify.Misconfig || !errors.Is(err, classify.ErrMisconfigured) || res.Results[0].Outcome != apply.Failed {
+		t.Fatalf("class %s: %v %+v", classify.Of(err), err, res.Results)
+	}
+	res, err = e.engine().Apply(ctxT(t, 20*time.Second), "direct", "k", hash, ps)
+	if err != nil || res.Replayed || res.Results[0].Outcome != apply.Created {
+		t.Fatalf("after the fix: %v %+v", err, res)
+	}
+}
