@@ -34,7 +34,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	bootstrap = filepath.Join(dir, "bootstrap")
-	build := exec.Command("go", "build", "-tags", "lambda.norpc", "-o", bootstrap, ".")
+	// -buildvcs=auto stamps the VCS revision `livepack version` prints, whatever GOFLAGS says.
+	build := exec.Command("go", "build", "-buildvcs=auto", "-tags", "lambda.norpc", "-o", bootstrap, ".")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building bootstrap: %v\n%s", err, out)

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"strings"
 	"testing"
 
+	"github.com/livepack/livepack/shared/emulator"
 	"github.com/livepack/livepack/shared/redistest"
 )
 
@@ -31,7 +33,10 @@ func TestValidate(t *testing.T) {
 			[]string{`"valid": false`, "InvalidSegmentDuration", "SegmentDurations", "InvalidProtocol"}},
 		{"stdin", []string{"validate"}, `{"DomainName":"P.example.com","AppName":"a","StreamName":"s","Protocol":"hls-cmaf","PartDuration":5}`, 0,
 			[]string{`"DomainName": "p.example.com"`, `"Protocol": "HLS_CMAF"`, "PartDuration is dropped"}},
-		{"malformed", []string{"validate", "-f", "-"}, `{`, 1, []string{"InvalidParams"}},
+		{"malformed", []string{"validate", "-f", "-"}, "{\n  \"DomainName\": \"a\",,\n}", 1, []string{"InvalidParams", "not valid JSON", "line 2, column 21"}},
+		{"every error of every policy", []string{"validate"}, `[{"DomainName":"p.example.com","AppName":"-a","StreamName":"s","Protocol":"X","SegmentNum":"3","Colour":1},
+			{"DomainName":"p.example.com","AppName":"b","StreamName":"s","Protocol":"LLHLS_TS","SegmentDuration":2,"PartDuration":5000}]`, 1,
+			[]string{`"field": "AppName"`, `"field": "Protocol"`, `"field": "SegmentNum"`, `"field": "Colour"`, `"index": 1`, "InvalidPartDuration"}},
 		{"missing file", []string{"validate", "-f", "nope.json"}, "", 2, nil},
 		{"extra argument", []string{"validate", "x"}, "", 2, nil},
 		{"unknown flag", []string{"validate", "-x"}, "", 2, nil},
@@ -80,11 +85,13 @@ func TestInvokeEmbeddedEmulator(t *testing.T) {
 	}
 }
 
-// TestInvokeWithRedisState: with LIVEPACK_STATE=redis://… the idempotency records (and the
-// quota) live in Redis, so a second process replays what the first applied.
+// TestInvokeWithRedisState: with LIVEPACK_STATE=redis://… against one emulator, the
+// idempotency records (and the quota) live in Redis, so a second process replays what the first
+// applied.
 func TestInvokeWithRedisState(t *testing.T) {
 	rdb := redistest.Start(t)
-	env := map[string]string{"LIVEPACK_STATE": "redis://" + rdb.Options().Addr + "/0", "HOME": t.TempDir()}
+	env := map[string]string{"LIVEPACK_STATE": "redis://" + rdb.Options().Addr + "/0", "HOME": t.TempDir(),
+		"LIVEPACK_ENDPOINT": startEmulator(t)}
 	code, out, errs := run(t, env, "", "invoke", "-event", "../../events/policies.json")
 	if code != 0 || !strings.Contains(out, `"replayed": false`) {
 		t.Fatalf("first: exit %d\n%s\n%s", code, out, errs)
@@ -95,5 +102,175 @@ func TestInvokeWithRedisState(t *testing.T) {
 	}
 	if n, err := rdb.Exists(context.Background(), "livepack:{cli.cn-shanghai}:quota").Result(); err != nil || n != 1 {
 		t.Fatalf("the shared quota key is missing: %d %v", n, err)
+	}
+}
+
+// startEmulator serves an emulator with the default seed for the test's lifetime.
+func startEmulator(t *testing.T) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	u, err := emulator.Serve(ctx, "127.0.0.1:0", emulator.Options{Seed: emulator.DefaultSeed()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// TestEmbeddedEmulatorStateDiesWithIt: every run on the embedded emulator starts from the seed,
+// so a second run creates again rather than replaying a result recorded against the first
+// emulator, whatever LIVEPACK_STATE says.
+func TestEmbeddedEmulatorStateDiesWithIt(t *testing.T) {
+	for name, env := range map[string]map[string]string{
+		"default":    {"HOME": t.TempDir(), "XDG_CACHE_HOME": t.TempDir()},
+		"state file": {"HOME": t.TempDir(), "LIVEPACK_STATE": "file:" + t.TempDir() + "/state.db"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			for i := range 2 {
+				code, out, errs := run(t, env, "", "invoke", "-event", "../../events/policies.json", "-o", "json")
+				if code != 0 || !strings.Contains(out, `"replayed": false`) || !strings.Contains(out, `"outcome": "created"`) {
+					t.Fatalf("run %d: exit %d\n%s\n%s", i, code, out, errs)
+				}
+				if env["LIVEPACK_STATE"] != "" && !strings.Contains(errs, "LIVEPACK_STATE is ignored on the embedded emulator") {
+					t.Fatalf("run %d: the ignored LIVEPACK_STATE is not explained:\n%s", i, errs)
+				}
+			}
+		})
+	}
+}
+
+// TestHelp: `help CMD` and `CMD -h` print the description, every flag, the exit codes and an
+// example on stdout, and exit 0.
+func TestHelp(t *testing.T) {
+	for _, c := range commands {
+		fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
+		c.setup(fs, IO{})
+		for _, args := range [][]string{{"help", c.name}, {c.name, "-h"}, {c.name, "--help"}} {
+			code, out, errs := run(t, nil, "", args...)
+			if code != 0 || errs != "" {
+				t.Fatalf("%v: exit %d, stderr %q", args, code, errs)
+			}
+			for _, want := range []string{"livepack " + c.name + ": ", "usage: livepack " + c.name, "exit codes:", "example:\n  $ "} {
+				if !strings.Contains(out, want) {
+					t.Errorf("%v: stdout lacks %q:\n%s", args, want, out)
+				}
+			}
+			fs.VisitAll(func(f *flag.Flag) {
+				if !strings.Contains(out, "-"+f.Name) {
+					t.Errorf("%v: flag -%s is not described:\n%s", args, f.Name, out)
+				}
+			})
+		}
+	}
+	code, out, _ := run(t, nil, "", "help")
+	if code != 0 {
+		t.Fatalf("help: exit %d", code)
+	}
+	for _, c := range commands {
+		if !strings.Contains(out, "  "+c.name+" ") {
+			t.Errorf("help does not list %s:\n%s", c.name, out)
+		}
+	}
+	if code, _, errs := run(t, nil, "", "help", "valdate"); code != 2 || !strings.Contains(errs, "unknown command") {
+		t.Errorf("help of an unknown command: exit %d, %q", code, errs)
+	}
+	if code, _, errs := run(t, nil, "", "inv"); code != 2 || !strings.Contains(errs, `did you mean "invoke"`) {
+		t.Errorf("a prefix of a command: exit %d, %q", code, errs)
+	}
+	if code, _, errs := run(t, nil, "", "validate", "-x"); code != 2 || !strings.Contains(errs, "livepack help validate") {
+		t.Errorf("an unknown flag: exit %d, %q", code, errs)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	code, out, _ := run(t, nil, "", "version")
+	if code != 0 || !strings.HasPrefix(out, "livepack ") || !strings.Contains(out, " revision ") || !strings.Contains(out, "go1.") {
+		t.Fatalf("exit %d: %q", code, out)
+	}
+}
+
+// TestInvokeErrorsAreReadable: a malformed event is reported by line and column, an unknown
+// envelope with the list of accepted ones, and no message reads like Go internals.
+func TestInvokeErrorsAreReadable(t *testing.T) {
+	tests := []struct {
+		name, event string
+		want        []string
+	}{
+		{"malformed", "{\n  \"policies\": nul\n}", []string{"not valid JSON: line 2, column 18"}},
+		{"unknown envelope", `{"hello": "world"}`, []string{"unrecognized event", "[hello]", "livepack accepts these events", "FC timer event", "policy document"}},
+		{"empty", "  ", []string{"the event is empty", "livepack accepts these events"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, errs := run(t, nil, tt.event, "invoke")
+			if code != 1 {
+				t.Fatalf("exit %d, want 1: %s", code, errs)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(errs, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, errs)
+				}
+			}
+			for _, internal := range []string{"handler: ", "intake: ", "json: "} {
+				if strings.Contains(errs, internal) {
+					t.Errorf("stderr reads like Go internals (%q):\n%s", internal, errs)
+				}
+			}
+		})
+	}
+}
+
+// TestTextOutput: on a terminal, invoke prints one line per policy and per notice, in colour
+// unless NO_COLOR is set; -o text off a terminal has no colour.
+func TestTextOutput(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		tty   bool
+		env   map[string]string
+		args  []string
+		color bool
+	}{
+		{"terminal", true, nil, nil, true},
+		{"terminal NO_COLOR", true, map[string]string{"NO_COLOR": "1"}, nil, false},
+		{"pipe -o text", false, nil, []string{"-o", "text"}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			env := map[string]string{"HOME": t.TempDir()}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			code := Main(context.Background(), append([]string{"invoke", "-event", "../../events/policies.json"}, tt.args...),
+				IO{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Getenv: func(k string) string { return env[k] },
+					IsTerminal: func() bool { return tt.tty }})
+			if code != 0 {
+				t.Fatalf("exit %d\n%s\n%s", code, out.String(), errb.String())
+			}
+			text := out.String()
+			if strings.Contains(text, "\x1b[") != tt.color {
+				t.Errorf("colour %v, want %v:\n%q", !tt.color, tt.color, text)
+			}
+			plain := stripANSI(text)
+			for _, w := range []string{"trigger direct", "Live API calls", "created    play.example.com/sports/*  LLHLS_CMAF", "LLHLS_CMAF SegmentNum=3 SegmentDuration=1 PartDuration=350",
+				"notice play.example.com/sports/* created, effective after", "restart ingest of sports/final → stdout delivered"} {
+				if !strings.Contains(plain, w) {
+					t.Errorf("text output lacks %q:\n%s", w, plain)
+				}
+			}
+			if json.Valid(out.Bytes()) || strings.Contains(plain, `"specversion"`) {
+				t.Errorf("text output carries JSON:\n%s", plain)
+			}
+		})
+	}
+}
+
+func stripANSI(s string) string {
+	for {
+		i := strings.Index(s, "\x1b[")
+		if i < 0 {
+			return s
+		}
+		j := strings.IndexByte(s[i:], 'm')
+		s = s[:i] + s[i+j+1:]
 	}
 }

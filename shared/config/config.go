@@ -48,7 +48,8 @@ type Config struct {
 	Notify       string
 	NotifySecret string
 	// State is the idempotency store spec; StateWarning is set when the default is a
-	// per-instance memory store that cannot deduplicate across instances.
+	// per-instance memory store that cannot deduplicate across instances, or when the
+	// embedded emulator (the CLI without LIVEPACK_ENDPOINT) overrides LIVEPACK_STATE.
 	State        string
 	StateWarning string
 	// Rate is the Live API calls per minute this deployment may spend.
@@ -142,7 +143,16 @@ func FromEnv(host Host, getenv func(string) string) (Config, error) {
 	}
 
 	c.State = strings.TrimSpace(getenv("LIVEPACK_STATE"))
-	if c.State == "" {
+	if host == CLI && c.Endpoint == "" {
+		// The embedded emulator lives for one command and starts from its seed: records kept
+		// beyond it would replay changes the next emulator never saw.
+		if err := checkState(c.State); c.State != "" && c.State != "memory" && err == nil {
+			c.StateWarning = "LIVEPACK_STATE is ignored on the embedded emulator: its state lives and dies with the emulator; set LIVEPACK_ENDPOINT to keep records in " + redact(c.State)
+		} else if c.State != "" && err != nil {
+			bad("LIVEPACK_STATE", "%v", err)
+		}
+		c.State = "memory"
+	} else if c.State == "" {
 		if host == CLI {
 			dir, err := os.UserCacheDir()
 			if err != nil {

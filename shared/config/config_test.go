@@ -9,8 +9,17 @@ func env(m map[string]string) func(string) string { return func(k string) string
 
 func TestDefaults(t *testing.T) {
 	cli, err := FromEnv(CLI, env(nil))
-	if err != nil || cli.Endpoint != "" || cli.Notify != "stdout" || !strings.HasPrefix(cli.State, "file:") || cli.Rate != 250 || cli.Region != "cn-shanghai" || cli.WebhookSecrets != nil {
-		t.Fatalf("CLI defaults: %+v %v", cli, err)
+	if err != nil || cli.Endpoint != "" || cli.Notify != "stdout" || cli.State != "memory" || cli.StateWarning != "" || cli.Rate != 250 || cli.Region != "cn-shanghai" || cli.WebhookSecrets != nil {
+		t.Fatalf("CLI defaults (embedded emulator: state in memory): %+v %v", cli, err)
+	}
+	remote, err := FromEnv(CLI, env(map[string]string{"LIVEPACK_ENDPOINT": "http://127.0.0.1:9"}))
+	if err != nil || !strings.HasPrefix(remote.State, "file:") {
+		t.Fatalf("CLI against an endpoint keeps a file store: %+v %v", remote, err)
+	}
+	// The embedded emulator's records live and die with it, whatever LIVEPACK_STATE says.
+	kept, err := FromEnv(CLI, env(map[string]string{"LIVEPACK_STATE": "file:/tmp/x.db"}))
+	if err != nil || kept.State != "memory" || !strings.Contains(kept.StateWarning, "LIVEPACK_STATE is ignored") {
+		t.Fatalf("CLI on the embedded emulator with LIVEPACK_STATE set: %+v %v", kept, err)
 	}
 	for _, h := range []Host{FC, Lambda} {
 		c, err := FromEnv(h, env(nil))

@@ -47,6 +47,7 @@ func Parse(data []byte) (Document, error) {
 	var doc Document
 	var errs []FieldError
 	trimmed := bytes.TrimSpace(data)
+	invalidJSON := func(err error) error { return malformed(data, trimmed, err) }
 	var raws []json.RawMessage
 	switch {
 	case len(trimmed) > 0 && trimmed[0] == '[':
@@ -90,8 +91,19 @@ func Parse(data []byte) (Document, error) {
 	for i, raw := range raws {
 		p, perrs := decodePolicy(i, raw)
 		p = Normalize(p)
-		if len(perrs) == 0 {
-			perrs = Validate(i, p)
+		// Every rule is checked even after a decoding error, so one run lists every problem;
+		// a field that failed to decode is not judged again on its zero value.
+		bad := map[string]bool{}
+		for _, fe := range perrs {
+			bad[fe.Field] = true
+		}
+		if len(perrs) == 0 || !bad["policy"] {
+			for _, fe := range Validate(i, p) {
+				if !bad[fe.Field] {
+					perrs = append(perrs, fe)
+				}
+			}
+			sortErrors(perrs)
 		}
 		if first, dup := seen[p.Target()]; dup && len(perrs) == 0 {
 			perrs = append(perrs, fieldError(i, "DomainName", "unique", p.Target().String(),
@@ -180,6 +192,37 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-func invalidJSON(err error) error {
-	return &Invalid{Errors: []FieldError{fieldError(-1, "document", "json", nil, err.Error())}}
+// malformed reports a JSON decoding failure of data, whose trimmed form was decoded, with the
+// line and column where the decoder stopped.
+func malformed(data, trimmed []byte, err error) error {
+	var offset int64 = -1
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		offset = syn.Offset
+	case errors.As(err, &typ):
+		offset = typ.Offset
+	}
+	detail := err.Error()
+	if offset >= 0 {
+		lead := int64(bytes.Index(data, trimmed))
+		line, col := Position(data, lead+offset)
+		detail = fmt.Sprintf("line %d, column %d: %s", line, col, err)
+	}
+	fe := fieldError(-1, "document", "json", nil, detail)
+	fe.Message = fmt.Sprintf("document is not valid JSON: %s (%s); accepted: %s", fe.Code, detail, fe.Accepted)
+	return &Invalid{Errors: []FieldError{fe}}
+}
+
+// Position converts the offset a JSON decoder reports (the bytes it read, the offending one
+// included) into the 1-based line and column of the offending byte.
+func Position(data []byte, offset int64) (line, col int) {
+	end := int(max(0, min(offset, int64(len(data)))))
+	if end > 0 {
+		end--
+	}
+	line = 1 + bytes.Count(data[:end], []byte("\n"))
+	col = end - bytes.LastIndexByte(data[:end], '\n')
+	return line, col
 }

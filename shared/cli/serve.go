@@ -1,0 +1,105 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/livepack/livepack/shared/emulator"
+	"github.com/livepack/livepack/shared/host"
+)
+
+var emulatorCommand = &command{
+	name:    "emulator",
+	usage:   "[-addr HOST:PORT] [-seed FILE] [-rate N] [-fail-rate F] [-fail-seed N]",
+	summary: "run the Live OpenAPI emulator in the foreground; the first stdout line is its URL",
+	about: `Serves the Live OpenAPI 2016-11-01 actions livepack uses, with V3 and V1 signatures checked
+(key pair emulator / emulator-secret), the documented rules and error codes, a per-key quota and
+optional injected faults. GET /_emulator/calls lists every call, GET /_emulator/state the domains,
+streams and configs. Point LIVEPACK_ENDPOINT at the printed URL.`,
+	exits:   "0 on SIGINT or SIGTERM\n2 usage error (bad flag, unreadable seed, address in use)",
+	example: "$ livepack emulator -addr 127.0.0.1:9000 &\nhttp://127.0.0.1:9000\n$ LIVEPACK_ENDPOINT=http://127.0.0.1:9000 livepack export",
+	setup: func(fs *flag.FlagSet, sio IO) runner {
+		addr := fs.String("addr", "127.0.0.1:0", "listen `HOST:PORT` (port 0 picks a free one)")
+		seed := fs.String("seed", "", "seed `FILE` (default: the embedded seed)")
+		rate := fs.Int("rate", 300, "calls per minute per AccessKeyId before Throttling.User")
+		failRate := fs.Float64("fail-rate", 0, "fraction of calls failed with InternalErr, ServiceUnavailable or throttling")
+		failSeed := fs.Int64("fail-seed", 1, "seed of the fault injection, so a run repeats")
+		return func(ctx context.Context, _ []string) int {
+			if *rate < 1 || *failRate < 0 || *failRate > 1 {
+				fmt.Fprintln(sio.Stderr, "livepack emulator: -rate must be ≥ 1 and -fail-rate within [0, 1]")
+				return ExitUsage
+			}
+			s := emulator.DefaultSeed()
+			if *seed != "" {
+				var err error
+				if s, err = emulator.LoadSeed(*seed); err != nil {
+					fmt.Fprintf(sio.Stderr, "livepack emulator: %v\n", err)
+					return ExitUsage
+				}
+			}
+			ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			u, err := emulator.Serve(ctx, *addr, emulator.Options{Seed: s, Rate: *rate, FailRate: *failRate, FailSeed: *failSeed,
+				Logger: logger(sio.Stderr)})
+			if err != nil {
+				fmt.Fprintf(sio.Stderr, "livepack emulator: %v\n", err)
+				return ExitUsage
+			}
+			fmt.Fprintln(sio.Stdout, u)
+			<-ctx.Done()
+			return ExitOK
+		}
+	},
+}
+
+var serveCommand = &command{
+	name:    "serve",
+	usage:   "[-addr HOST:PORT]",
+	summary: "serve the CMS webhook over plain HTTP; the first stdout line is its URL",
+	about: `Serves the CMS webhook (DESIGN §6) for local development: POST a policy document signed per
+Standard Webhooks with a secret of LIVEPACK_WEBHOOK_SECRET. The answers are those of the FC HTTP
+trigger and the Lambda Function URL.`,
+	exits:   "0 on SIGINT or SIGTERM\n1 the server failed\n2 usage or configuration error",
+	example: "$ LIVEPACK_WEBHOOK_SECRET=whsec_... livepack serve -addr 127.0.0.1:8080",
+	setup: func(fs *flag.FlagSet, sio IO) runner {
+		addr := fs.String("addr", "127.0.0.1:8080", "listen `HOST:PORT`")
+		return func(ctx context.Context, _ []string) int {
+			ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			w, log, code := setup(ctx, sio, host.Options{})
+			if code != ExitOK {
+				return code
+			}
+			defer w.Close()
+			ln, err := net.Listen("tcp", *addr)
+			if err != nil {
+				fmt.Fprintf(sio.Stderr, "livepack serve: %v\n", err)
+				return ExitUsage
+			}
+			mux := http.NewServeMux()
+			mux.Handle("/", w.Handler)
+			srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+			go func() {
+				<-ctx.Done()
+				sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				_ = srv.Shutdown(sctx)
+			}()
+			fmt.Fprintf(sio.Stdout, "http://%s/\n", ln.Addr())
+			log.Info("serving the CMS webhook", "addr", ln.Addr().String())
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				fmt.Fprintf(sio.Stderr, "livepack serve: %v\n", err)
+				return ExitFailed
+			}
+			return ExitOK
+		}
+	},
+}
