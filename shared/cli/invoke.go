@@ -103,6 +103,12 @@ func runHandler(ctx context.Context, raw []byte, out output, sio IO) (invocation
 }
 
 func invoke(ctx context.Context, raw []byte, out output, sio IO) int {
+	// An event no runtime could decode is explained here, before anything starts: a runtime
+	// acknowledges and drops it, which at a terminal would only hide the mistake.
+	if _, err := intake.Decode(raw); err != nil {
+		fmt.Fprintf(sio.Stderr, "livepack invoke: %s\n", readable(err, raw))
+		return ExitFailed
+	}
 	inv, code := runHandler(ctx, raw, out, sio)
 	if code != ExitOK {
 		return code
