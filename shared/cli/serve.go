@@ -18,12 +18,14 @@ import (
 
 var emulatorCommand = &command{
 	name:    "emulator",
-	usage:   "[-addr HOST:PORT] [-seed FILE] [-rate N] [-fail-rate F] [-fail-seed N]",
+	usage:   "[-addr HOST:PORT] [-seed FILE] [-rate N] [-fail-rate F] [-fail-seed N] [-fail-kinds K] [-domain-hidden D] [-domain-configuring D]",
 	summary: "run the Live OpenAPI emulator in the foreground; the first stdout line is its URL",
 	about: `Serves the Live OpenAPI 2016-11-01 actions livepack uses, with V3 and V1 signatures checked
 (key pair emulator / emulator-secret), the documented rules and error codes, a per-key quota and
 optional injected faults. GET /_emulator/calls lists every call, GET /_emulator/state the domains,
-streams and configs. Point LIVEPACK_ENDPOINT at the printed URL.`,
+streams and configs; POST /_emulator/domains adds a domain while it runs, unknown to the API for
+-domain-hidden, then configuring for -domain-configuring, then online. Point LIVEPACK_ENDPOINT at
+the printed URL.`,
 	exits:   "0 on SIGINT or SIGTERM\n2 usage error (bad flag, unreadable seed, address in use)",
 	example: "$ livepack emulator -addr 127.0.0.1:9000 &\nhttp://127.0.0.1:9000\n$ LIVEPACK_ENDPOINT=http://127.0.0.1:9000 livepack export",
 	setup: func(fs *flag.FlagSet, sio IO) runner {
@@ -32,9 +34,17 @@ streams and configs. Point LIVEPACK_ENDPOINT at the printed URL.`,
 		rate := fs.Int("rate", 300, "calls per minute per AccessKeyId before Throttling.User")
 		failRate := fs.Float64("fail-rate", 0, "fraction of calls failed with InternalErr, ServiceUnavailable or throttling")
 		failSeed := fs.Int64("fail-seed", 1, "seed of the fault injection, so a run repeats")
+		failKinds := fs.String("fail-kinds", "", "comma-separated `KINDS` of injected faults: internal, unavailable, throttling, commit (a write committed, then 500), latency (default all)")
+		domainHidden := fs.Duration("domain-hidden", 0, "how long a domain added with POST /_emulator/domains stays unknown to the API")
+		domainConfiguring := fs.Duration("domain-configuring", 0, "how long such a domain is then configuring before online")
 		return func(ctx context.Context, _ []string) int {
-			if *rate < 1 || *failRate < 0 || *failRate > 1 {
-				fmt.Fprintln(sio.Stderr, "livepack emulator: -rate must be ≥ 1 and -fail-rate within [0, 1]")
+			if *rate < 1 || *failRate < 0 || *failRate > 1 || *domainHidden < 0 || *domainConfiguring < 0 {
+				fmt.Fprintln(sio.Stderr, "livepack emulator: -rate must be ≥ 1, -fail-rate within [0, 1], -domain-hidden and -domain-configuring not negative")
+				return ExitUsage
+			}
+			kinds, err := emulator.ParseFaultKinds(*failKinds)
+			if err != nil {
+				fmt.Fprintf(sio.Stderr, "livepack emulator: -fail-kinds: %v\n", err)
 				return ExitUsage
 			}
 			s := emulator.DefaultSeed()
@@ -48,7 +58,7 @@ streams and configs. Point LIVEPACK_ENDPOINT at the printed URL.`,
 			ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			u, err := emulator.Serve(ctx, *addr, emulator.Options{Seed: s, Rate: *rate, FailRate: *failRate, FailSeed: *failSeed,
-				Logger: logger(sio.Stderr)})
+				FailKinds: kinds, DomainHidden: *domainHidden, DomainConfiguring: *domainConfiguring, Logger: logger(sio.Stderr)})
 			if err != nil {
 				fmt.Fprintf(sio.Stderr, "livepack emulator: %v\n", err)
 				return ExitUsage

@@ -178,22 +178,34 @@ func notFound() *apiError {
 	return fail(http.StatusNotFound, "InvalidConfig.NotFound", "The specified package config does not exist.")
 }
 
+// deleteConfig removes every config the target matches: the DeleteLivePackageConfig page says
+// AppName "*" matches all apps and StreamName "*" all streams under the AppName, so a `*` is a
+// pattern here, not the name of one config.
 func (s *Server) deleteConfig(req *request) (map[string]any, *apiError) {
 	for _, name := range []string{"DomainName", "AppName", "StreamName"} {
 		if trimmed(req.params.Get(name)) == "" {
 			return nil, badParam("MissingParam", "%s is mandatory for this action", name)
 		}
 	}
+	domain, app, stream := req.params.Get("DomainName"), req.params.Get("AppName"), req.params.Get("StreamName")
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, err := s.domain(req.params.Get("DomainName")); err != nil {
+	if _, err := s.domain(domain); err != nil {
 		return nil, err
 	}
-	i := s.find(req.params.Get("DomainName"), req.params.Get("AppName"), req.params.Get("StreamName"))
-	if i < 0 {
+	kept := s.state.PackageConfigs[:0]
+	removed := 0
+	for _, c := range s.state.PackageConfigs {
+		if strings.EqualFold(c.DomainName, domain) && (app == "*" || c.AppName == app) && (stream == "*" || c.StreamName == stream) {
+			removed++
+			continue
+		}
+		kept = append(kept, c)
+	}
+	if removed == 0 {
 		return nil, notFound()
 	}
-	s.state.PackageConfigs = append(s.state.PackageConfigs[:i], s.state.PackageConfigs[i+1:]...)
+	s.state.PackageConfigs = kept
 	return map[string]any{}, nil
 }
 
@@ -281,17 +293,38 @@ func (s *Server) domainDetail(req *request) (map[string]any, *apiError) {
 		"GmtCreated": "2026-01-01T00:00:00Z", "SSLProtocol": "off"}}, nil
 }
 
+// domainMatch is DescribeLiveUserDomains' DomainName keyword filter under DomainSearchType.
+func domainMatch(name, keyword, searchType string) bool {
+	name, keyword = strings.ToLower(name), strings.ToLower(keyword)
+	switch searchType {
+	case "pre_match":
+		return strings.HasPrefix(name, keyword)
+	case "suf_match":
+		return strings.HasSuffix(name, keyword)
+	case "full_match":
+		return name == keyword
+	}
+	return strings.Contains(name, keyword) // fuzzy_match, the default
+}
+
 func (s *Server) userDomains(req *request) (map[string]any, *apiError) {
 	num, size, err := page(req, "PageNumber", "PageSize", 20, 1, 50)
 	if err != nil {
 		return nil, err
 	}
 	typ, status := req.params.Get("LiveDomainType"), req.params.Get("DomainStatus")
+	keyword, searchType := trimmed(req.params.Get("DomainName")), req.params.Get("DomainSearchType")
+	switch searchType {
+	case "", "fuzzy_match", "pre_match", "suf_match", "full_match":
+	default:
+		return nil, badParam("InvalidParams", "DomainSearchType %q is not fuzzy_match, pre_match, suf_match or full_match", searchType)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var all []map[string]any
 	for _, d := range s.state.Domains {
-		if (typ == "" || d.LiveDomainType == typ) && (status == "" || d.DomainStatus == status) {
+		if (typ == "" || d.LiveDomainType == typ) && (status == "" || d.DomainStatus == status) &&
+			(keyword == "" || domainMatch(d.DomainName, keyword, searchType)) {
 			all = append(all, map[string]any{"DomainName": d.DomainName, "LiveDomainType": d.LiveDomainType,
 				"LiveDomainStatus": d.DomainStatus, "RegionName": d.Region, "Cname": d.DomainName + ".livecdn.example",
 				"GmtCreated": "2026-01-01T00:00:00Z"})

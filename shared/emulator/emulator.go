@@ -116,12 +116,34 @@ type Options struct {
 	FailRate float64
 	// FailSeed seeds the faults, so a run repeats.
 	FailSeed int64
+	// FailKinds narrows the injected faults to some of FaultInternal, FaultUnavailable,
+	// FaultThrottling, FaultCommitThenFail and FaultLatency; empty means all five.
+	FailKinds []string
+	// DomainHidden is how long a domain added with POST /_emulator/domains stays unknown to
+	// every action (InvalidDomain.NotFound, absent from DescribeLiveUserDomains), as the API
+	// page says a new domain cannot be queried for several minutes.
+	DomainHidden time.Duration
+	// DomainConfiguring is how long such a domain then reports `configuring` (package config
+	// writes refused with InvalidDomain.Configuring) before it is `online`.
+	DomainConfiguring time.Duration
 	// Credentials maps AccessKeyId to secret; nil means the embedded pair.
 	Credentials map[string]string
 	Logger      *slog.Logger
 	// Now is the clock for signatures and the quota; nil means time.Now.
 	Now func() time.Time
 }
+
+// The injected fault kinds (Options.FailKinds).
+const (
+	FaultInternal       = "internal"    // 500 InternalErr before the action runs
+	FaultUnavailable    = "unavailable" // 503 ServiceUnavailable before the action runs
+	FaultThrottling     = "throttling"  // 400 Throttling before the action runs
+	FaultCommitThenFail = "commit"      // a write takes effect, then the answer is 500 InternalErr
+	FaultLatency        = "latency"     // served normally after a delay
+)
+
+// faultKinds is the order a fault draw indexes, fixed so a seed repeats across versions.
+var faultKinds = []string{FaultInternal, FaultUnavailable, FaultThrottling, FaultCommitThenFail, FaultLatency}
 
 // Call is one request the emulator answered, for /_emulator/calls.
 type Call struct {
@@ -149,9 +171,12 @@ type Server struct {
 	window  map[string][]time.Time
 	nonces  map[string]time.Time
 	rnd     *rand.Rand
+	kinds   []string
 	reqSeq  int
 	hostID  string
 	latency time.Duration
+	// arrivals are domains added while running, by name: when each becomes visible and online.
+	arrivals map[string]arrival
 }
 
 // New returns a Server holding a copy of opts.Seed.
@@ -171,6 +196,11 @@ func New(opts Options) *Server {
 	if s.opts.Rate <= 0 {
 		s.opts.Rate = 300
 	}
+	s.kinds = faultKinds
+	if len(opts.FailKinds) > 0 {
+		s.kinds = append([]string(nil), opts.FailKinds...)
+	}
+	s.arrivals = map[string]arrival{}
 	s.state.Domains = append([]Domain{}, opts.Seed.Domains...)
 	s.state.OnlineStreams = append([]Stream{}, opts.Seed.OnlineStreams...)
 	s.state.PackageConfigs = append([]PackageConfig{}, opts.Seed.PackageConfigs...)
@@ -198,17 +228,19 @@ func Serve(ctx context.Context, addr string, opts Options) (string, error) {
 	return "http://" + ln.Addr().String(), nil
 }
 
-// Calls returns every call answered so far.
+// Calls returns every call answered so far (an empty list, never nil, so it encodes as []).
 func (s *Server) Calls() []Call {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]Call(nil), s.calls...)
+	return append([]Call{}, s.calls...)
 }
 
-// State returns the current domains, streams and configs.
+// State returns the current domains, streams and configs; a domain added while running
+// appears once it is visible to the API.
 func (s *Server) State() Seed {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.settle()
 	return Seed{Domains: append([]Domain{}, s.state.Domains...), OnlineStreams: append([]Stream{}, s.state.OnlineStreams...),
 		PackageConfigs: append([]PackageConfig{}, s.state.PackageConfigs...)}
 }
@@ -235,6 +267,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case "/_emulator/state":
 		writeJSON(w, http.StatusOK, s.State())
+		return
+	case "/_emulator/domains":
+		s.serveAddDomain(w, r)
 		return
 	}
 	req, aerr := s.authenticate(r)
@@ -296,16 +331,16 @@ func (s *Server) admit(req *request) *apiError {
 	}
 	s.window[req.accessKeyID] = append(win, now)
 	if s.opts.FailRate > 0 && s.rnd.Float64() < s.opts.FailRate {
-		switch s.rnd.Intn(5) {
-		case 0:
+		switch s.kinds[s.rnd.Intn(len(s.kinds))] {
+		case FaultInternal:
 			return fail(http.StatusInternalServerError, "InternalErr", "Internal error, please try again later.")
-		case 1:
+		case FaultUnavailable:
 			return fail(http.StatusServiceUnavailable, "ServiceUnavailable", "The request has failed due to a temporary failure of the server.")
-		case 2:
+		case FaultThrottling:
 			e := fail(http.StatusBadRequest, "Throttling", "Request was denied due to request throttling.")
 			e.header = http.Header{"X-Ratelimit-User-Api": {"Limit:50,Remain:0,TimeLeft:200"}}
 			return e
-		case 3:
+		case FaultCommitThenFail:
 			req.failAfter = true
 		default:
 			d := s.latency
@@ -318,6 +353,9 @@ func (s *Server) admit(req *request) *apiError {
 }
 
 func (s *Server) dispatch(req *request) (map[string]any, *apiError) {
+	s.mu.Lock()
+	s.settle()
+	s.mu.Unlock()
 	if req.version != "2016-11-01" {
 		return nil, fail(http.StatusBadRequest, "InvalidVersion", "Specified parameter Version is not valid.")
 	}
@@ -357,3 +395,24 @@ func isWrite(action string) bool {
 }
 
 func trimmed(s string) string { return strings.TrimSpace(s) }
+
+// ParseFaultKinds reads a comma-separated list of fault kinds (the -fail-kinds flag); empty
+// means all.
+func ParseFaultKinds(list string) ([]string, error) {
+	var kinds []string
+	for _, k := range strings.Split(list, ",") {
+		k = strings.TrimSpace(k)
+		if k == "" {
+			continue
+		}
+		found := false
+		for _, known := range faultKinds {
+			found = found || k == known
+		}
+		if !found {
+			return nil, fmt.Errorf("emulator: fault kind %q is not one of %s", k, strings.Join(faultKinds, ", "))
+		}
+		kinds = append(kinds, k)
+	}
+	return kinds, nil
+}

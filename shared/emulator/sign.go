@@ -66,24 +66,47 @@ func canonicalQuery(v url.Values, skip string) string {
 
 // v3Signature computes an ACS3-HMAC-SHA256 signature from its parts.
 func v3Signature(secret, method, path string, query url.Values, headers map[string]string, signed []string, payloadHash string) string {
+	sig, _ := v3Sign(secret, method, path, query, headers, signed, payloadHash)
+	return sig
+}
+
+// v3Sign returns the ACS3-HMAC-SHA256 signature and the string it signed.
+func v3Sign(secret, method, path string, query url.Values, headers map[string]string, signed []string, payloadHash string) (sig, stringToSign string) {
 	var ch strings.Builder
 	for _, h := range signed {
 		ch.WriteString(h + ":" + strings.TrimSpace(headers[h]) + "\n")
 	}
 	canonical := strings.Join([]string{method, path, canonicalQuery(query, ""), ch.String(), strings.Join(signed, ";"), payloadHash}, "\n")
 	sum := sha256.Sum256([]byte(canonical))
+	stringToSign = "ACS3-HMAC-SHA256\n" + hex.EncodeToString(sum[:])
 	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write([]byte("ACS3-HMAC-SHA256\n" + hex.EncodeToString(sum[:])))
-	return hex.EncodeToString(mac.Sum(nil))
+	mac.Write([]byte(stringToSign))
+	return hex.EncodeToString(mac.Sum(nil)), stringToSign
 }
 
 // v1Signature computes an HMAC-SHA1 (SignatureVersion 1.0) signature.
 func v1Signature(secret, method string, params url.Values) string {
-	sts := method + "&" + percentEncode("/") + "&" + percentEncode(canonicalQuery(params, "Signature"))
-	mac := hmac.New(sha1.New, []byte(secret+"&"))
-	mac.Write([]byte(sts))
-	return base64.StdEncoding.EncodeToString(mac.Sum(nil))
+	sig, _ := v1Sign(secret, method, params)
+	return sig
 }
+
+// v1Sign returns the HMAC-SHA1 signature and the string it signed.
+func v1Sign(secret, method string, params url.Values) (sig, stringToSign string) {
+	stringToSign = method + "&" + percentEncode("/") + "&" + percentEncode(canonicalQuery(params, "Signature"))
+	mac := hmac.New(sha1.New, []byte(secret+"&"))
+	mac.Write([]byte(stringToSign))
+	return base64.StdEncoding.EncodeToString(mac.Sum(nil)), stringToSign
+}
+
+// signatureMismatch is the gateway's answer to a wrong signature: its message ends with the
+// string the server signed, which the legacy SDKs compare with their own to tell a wrong
+// secret (the strings agree) from a signing bug (they differ).
+func signatureMismatch(serverStringToSign string) *apiError {
+	return fail(http.StatusBadRequest, "SignatureDoesNotMatch", "%s%s", signatureMismatchPrefix, serverStringToSign)
+}
+
+// signatureMismatchPrefix is the gateway's message before the echoed string to sign.
+const signatureMismatchPrefix = "Specified signature is not matched with our calculation. server string to sign is:"
 
 // authenticate reads the call's parameters and verifies its signature, V3 when an
 // Authorization header is present, else V1.
@@ -155,9 +178,9 @@ func (s *Server) verifyV3(r *http.Request, req *request, auth string, body []byt
 	if hex.EncodeToString(sum[:]) != headers["x-acs-content-sha256"] {
 		return fail(http.StatusBadRequest, "SignatureDoesNotMatch", "The x-acs-content-sha256 header does not match the request body.")
 	}
-	want := v3Signature(secret, r.Method, "/", r.URL.Query(), headers, signed, headers["x-acs-content-sha256"])
+	want, sts := v3Sign(secret, r.Method, "/", r.URL.Query(), headers, signed, headers["x-acs-content-sha256"])
 	if !hmac.Equal([]byte(want), []byte(fields["Signature"])) {
-		return fail(http.StatusBadRequest, "SignatureDoesNotMatch", "Specified signature is not matched with our calculation.")
+		return signatureMismatch(sts)
 	}
 	return s.nonce(req.accessKeyID + "/" + headers["x-acs-signature-nonce"])
 }
@@ -178,9 +201,9 @@ func (s *Server) verifyV1(r *http.Request, req *request) *apiError {
 	if err := s.fresh(p.Get("Timestamp")); err != nil {
 		return err
 	}
-	want := v1Signature(secret, r.Method, p)
+	want, sts := v1Sign(secret, r.Method, p)
 	if !hmac.Equal([]byte(want), []byte(p.Get("Signature"))) {
-		return fail(http.StatusBadRequest, "SignatureDoesNotMatch", "Specified signature is not matched with our calculation.")
+		return signatureMismatch(sts)
 	}
 	return s.nonce(req.accessKeyID + "/" + p.Get("SignatureNonce"))
 }
