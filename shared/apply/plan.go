@@ -28,9 +28,11 @@ const (
 // session is one invocation's view of the API: each domain's detail, configs and online
 // streams are read at most once, and the notices it owes are collected.
 type session struct {
-	e       *Engine
-	key     string
-	hash    string
+	e     *Engine
+	key   string
+	hash  string
+	token string
+	lease *lease
 	log     *slog.Logger
 	domains map[string]*domainInfo
 	// planned are the notices a crashed run had planned (taken over with its lease).
@@ -244,8 +246,11 @@ func (s *session) applyOne(ctx context.Context, p policy.Policy, report bool) (P
 		return pr, nil
 	}
 	for attempt := 0; ; attempt++ {
-		pn, planned := s.recordPlanned(ctx, st, di)
-		err := s.write(ctx, st)
+		pn, planned, err := s.recordPlanned(ctx, st, di)
+		if err != nil {
+			return fail(err) // the key was taken over: no write without the lease
+		}
+		err = s.write(ctx, st)
 		if err == nil {
 			break
 		}
@@ -315,7 +320,7 @@ func (s *session) change(ctx context.Context, st step, di *domainInfo) (notify.N
 		di.detailed = true
 	}
 	ch := notify.Change{Target: st.p.Target(), Outcome: st.outcome, Previous: st.current,
-		At: s.e.now().UTC(), Scope: di.d.Scope, TriggerKey: s.key}
+		At: s.e.now().UTC(), Scope: di.d.Scope}
 	if st.outcome != Deleted {
 		c := st.p.Config()
 		ch.Config = &c
@@ -328,22 +333,31 @@ func (s *session) change(ctx context.Context, st step, di *domainInfo) (notify.N
 
 // recordPlanned writes the notice a step will owe into the key's record before the write, so
 // that a run that crashes right after the write still has its notice delivered by the retry.
-func (s *session) recordPlanned(ctx context.Context, st step, di *domainInfo) (idempotency.PendingNotice, bool) {
+//
+// The error is non-nil only when the lease was lost (idempotency.ErrFenced): the run must not
+// write the API any further.
+func (s *session) recordPlanned(ctx context.Context, st step, di *domainInfo) (idempotency.PendingNotice, bool, error) {
+	if err := s.lease.lost(); err != nil {
+		return idempotency.PendingNotice{}, false, err
+	}
 	n, err := s.change(ctx, st, di)
 	if err != nil {
 		s.log.Error("building a notice failed", "target", st.p.Target().String(), "err", err)
-		return idempotency.PendingNotice{}, false
+		return idempotency.PendingNotice{}, false, nil
 	}
 	pn := idempotency.PendingNotice{ID: n.ID, Event: n.JSON, Sinks: s.e.sinkNames()}
 	pending := append(append([]idempotency.PendingNotice{}, s.notices...), pn)
 	pending = append(append(pending, s.uncertain...), s.planned...)
-	deadline, ok := ctx.Deadline()
 	rec := idempotency.Record{Key: s.key, Status: idempotency.InProgress, PayloadHash: s.hash,
-		LeaseUntil: idempotency.LeaseUntil(s.e.now(), deadline, ok), Pending: pending}
+		LeaseUntil: idempotency.LeaseUntil(s.e.now()), Pending: pending, Token: s.token}
 	if err := s.e.store.Put(ctx, rec); err != nil {
+		if errors.Is(err, idempotency.ErrFenced) {
+			s.lease.cancel(err)
+			return idempotency.PendingNotice{}, false, err
+		}
 		s.log.Warn("recording a planned notice failed", "err", err)
 	}
-	return pn, true
+	return pn, true, nil
 }
 
 // applied records that a step's write succeeded: its notice is owed.
@@ -360,10 +374,13 @@ func (s *session) applied(ctx context.Context, st step, di *domainInfo) {
 // change is now in place (its write happened before the crash). Ids are deterministic per
 // change, so a change redone by this run is not notified twice.
 func (s *session) owed() []idempotency.PendingNotice {
-	out := append([]idempotency.PendingNotice{}, s.notices...)
+	var out []idempotency.PendingNotice
 	seen := map[string]bool{}
-	for _, n := range out {
-		seen[n.ID] = true
+	for _, n := range s.notices {
+		if !seen[n.ID] {
+			seen[n.ID] = true
+			out = append(out, n)
+		}
 	}
 	for _, pn := range s.planned {
 		if seen[pn.ID] {
@@ -377,6 +394,45 @@ func (s *session) owed() []idempotency.PendingNotice {
 		}
 	}
 	return out
+}
+
+// settleUncertain reads again the configs of the domains with ambiguous writes and owes the
+// notice of each write whose change is in place. A domain that cannot be read keeps its
+// notices owed: an announcement of a change that may not have happened is better than a change
+// never announced.
+func (s *session) settleUncertain(ctx context.Context) {
+	if len(s.uncertain) == 0 {
+		return
+	}
+	read := map[string]bool{}
+	for _, pn := range s.uncertain {
+		d := noticeDomain(pn)
+		if d == "" || read[d] {
+			continue
+		}
+		read[d] = true
+		if di, ok := s.domains[d]; ok {
+			if err := s.loadConfigs(ctx, d, di, true); err != nil {
+				s.log.Warn("checking ambiguous writes failed; their notices stay owed", "domain", d, "err", err)
+				di.configs = nil
+			}
+		}
+	}
+	for _, pn := range s.uncertain {
+		di := s.domains[noticeDomain(pn)]
+		if di == nil || di.configs == nil || s.inPlace(pn) {
+			s.notices = append(s.notices, pn)
+		}
+	}
+	s.uncertain = nil
+}
+
+func noticeDomain(pn idempotency.PendingNotice) string {
+	var ev struct {
+		Data struct{ DomainName string } `json:"data"`
+	}
+	_ = json.Unmarshal(pn.Event, &ev)
+	return ev.Data.DomainName
 }
 
 // carried returns the notices a failed run hands to the retry: those of ambiguous writes and

@@ -40,7 +40,9 @@ func (e *Engine) Reconcile(ctx context.Context, trigger, key, mode string, polic
 	}
 	hb, _ := json.Marshal(policies)
 	hash := hashStrings("reconcile", mode, string(hb))
-	return e.run(ctx, trigger, key, hash, func(ctx context.Context, s *session) (Result, error) {
+	// The mode is part of the record's key: a report and an enforce schedule of the same minute
+	// are two runs, not one key reused with another payload.
+	return e.run(ctx, trigger, key, trigger+":"+mode+":"+key, hash, func(ctx context.Context, s *session) (Result, error) {
 		res := Result{Trigger: trigger, Key: key, Results: []PolicyResult{}}
 		sum := &ReconcileSummary{Mode: mode}
 		res.Reconcile = sum

@@ -13,7 +13,11 @@ import (
 	bolterrors "go.etcd.io/bbolt/errors"
 )
 
-var bucket = []byte("idempotency")
+var (
+	bucket = []byte("idempotency")
+	// delivered is the delivered-notices record.
+	delivered = []byte("delivered")
+)
 
 // lockTimeout is how long a second process waits for the file's lock before failing: long
 // enough to outlast a short CLI run, short enough to report a stuck one.
@@ -38,7 +42,13 @@ func NewFile(path string) (*File, error) {
 		}
 		return nil, fmt.Errorf("idempotency: file store %s: %w", path, err)
 	}
-	if err := db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucketIfNotExists(bucket); return err }); err != nil {
+	if err := db.Update(func(tx *bolt.Tx) error {
+		if _, err := tx.CreateBucketIfNotExists(bucket); err != nil {
+			return err
+		}
+		_, err := tx.CreateBucketIfNotExists(delivered)
+		return err
+	}); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("idempotency: file store %s: %w", path, err)
 	}
@@ -66,8 +76,9 @@ func put(b *bolt.Bucket, rec Record) error {
 }
 
 // Acquire implements Store in one read-write transaction.
-func (f *File) Acquire(_ context.Context, key, hash string, leaseUntil time.Time) (*Record, error) {
+func (f *File) Acquire(_ context.Context, key, hash string, leaseUntil time.Time) (string, *Record, error) {
 	var out *Record
+	var token string
 	var decision error
 	err := f.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucket)
@@ -75,32 +86,136 @@ func (f *File) Acquire(_ context.Context, key, hash string, leaseUntil time.Time
 		if err != nil {
 			return err
 		}
-		write, o, derr := decide(cur, key, hash, leaseUntil, f.now())
-		out, decision = o, derr
+		write, t, o, derr := decide(cur, key, hash, leaseUntil, f.now())
+		out, token, decision = o, t, derr
 		if write != nil {
 			return put(b, *write)
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("idempotency: acquire %s: %w", key, err)
+		return "", nil, fmt.Errorf("idempotency: acquire %s: %w", key, err)
 	}
-	return out, decision
+	return token, out, decision
+}
+
+// holder runs fn on the key's record in one transaction, if token still holds it.
+func (f *File) holder(key, token string, fn func(b *bolt.Bucket, cur *Record) error) error {
+	return f.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucket)
+		cur, err := get(b, key)
+		if err != nil {
+			return err
+		}
+		if err := fenced(cur, token, f.now()); err != nil {
+			return err
+		}
+		return fn(b, cur)
+	})
+}
+
+// Renew implements Store.
+func (f *File) Renew(_ context.Context, key, token string, leaseUntil time.Time) error {
+	if token == "" {
+		return ErrFenced
+	}
+	err := f.holder(key, token, func(b *bolt.Bucket, cur *Record) error {
+		cur.LeaseUntil = leaseUntil
+		return put(b, *cur)
+	})
+	if err != nil {
+		return fmt.Errorf("idempotency: renew %s: %w", key, err)
+	}
+	return nil
 }
 
 // Put implements Store.
 func (f *File) Put(_ context.Context, rec Record) error {
 	rec = withExpiry(rec, f.now())
-	if err := f.db.Update(func(tx *bolt.Tx) error { return put(tx.Bucket(bucket), rec) }); err != nil {
+	if err := f.holder(rec.Key, rec.Token, func(b *bolt.Bucket, _ *Record) error { return put(b, rec) }); err != nil {
 		return fmt.Errorf("idempotency: put %s: %w", rec.Key, err)
 	}
 	return nil
 }
 
 // Delete implements Store.
-func (f *File) Delete(_ context.Context, key string) error {
-	if err := f.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucket).Delete([]byte(key)) }); err != nil {
+func (f *File) Delete(_ context.Context, key, token string) error {
+	if err := f.holder(key, token, func(b *bolt.Bucket, _ *Record) error { return b.Delete([]byte(key)) }); err != nil {
 		return fmt.Errorf("idempotency: delete %s: %w", key, err)
+	}
+	return nil
+}
+
+func getMark(b *bolt.Bucket, k string) *mark {
+	v := b.Get([]byte(k))
+	if v == nil {
+		return nil
+	}
+	var m mark
+	if json.Unmarshal(v, &m) != nil {
+		return nil
+	}
+	return &m
+}
+
+// ClaimNotice implements Store.
+func (f *File) ClaimNotice(_ context.Context, id, sink, token string, until time.Time) (Claim, error) {
+	var c Claim
+	err := f.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(delivered)
+		k := noticeKey(id, sink)
+		w, res := claim(getMark(b, k), token, until, f.now())
+		c = res
+		if w == nil {
+			return nil
+		}
+		v, err := json.Marshal(w)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(k), v)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("idempotency: claim notice %s: %w", id, err)
+	}
+	return c, nil
+}
+
+// SettleNotice implements Store.
+func (f *File) SettleNotice(_ context.Context, id, target, sink, token string, ok bool) error {
+	err := f.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(delivered)
+		k := noticeKey(id, sink)
+		if ok {
+			lk := lastKey(target, sink)
+			if last := getMark(b, lk); last != nil && last.Token != id {
+				if err := b.Delete([]byte(noticeKey(last.Token, sink))); err != nil {
+					return err
+				}
+			}
+			v, err := json.Marshal(mark{Token: id, Until: f.now().Add(DeliveredTTL)})
+			if err != nil {
+				return err
+			}
+			if err := b.Put([]byte(lk), v); err != nil {
+				return err
+			}
+		}
+		w, del := settle(getMark(b, k), token, ok, f.now())
+		switch {
+		case w != nil:
+			v, err := json.Marshal(w)
+			if err != nil {
+				return err
+			}
+			return b.Put([]byte(k), v)
+		case del:
+			return b.Delete([]byte(k))
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("idempotency: settle notice %s: %w", id, err)
 	}
 	return nil
 }
@@ -129,7 +244,22 @@ func (f *File) Pending(context.Context) ([]Record, error) {
 		for _, k := range expired {
 			_ = b.Delete(k)
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		d := tx.Bucket(delivered)
+		var old [][]byte
+		_ = d.ForEach(func(k, v []byte) error {
+			var m mark
+			if json.Unmarshal(v, &m) == nil && !m.Until.After(now) {
+				old = append(old, append([]byte(nil), k...))
+			}
+			return nil
+		})
+		for _, k := range old {
+			_ = d.Delete(k)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("idempotency: pending: %w", err)

@@ -30,49 +30,53 @@ func NewRedis(rdb redis.UniversalClient, prefix string) *Redis {
 var acquireScript = redis.NewScript(`
 local cur = redis.call('HMGET', KEYS[1], 'status', 'hash', 'lease', 'rec')
 if not cur[1] then
-  redis.call('HSET', KEYS[1], 'status', 'INPROGRESS', 'hash', ARGV[1], 'lease', ARGV[2], 'rec', ARGV[4])
+  redis.call('HSET', KEYS[1], 'status', 'INPROGRESS', 'hash', ARGV[1], 'lease', ARGV[2], 'rec', ARGV[4], 'token', ARGV[6])
   redis.call('PEXPIREAT', KEYS[1], ARGV[5])
   return {'fresh'}
 end
 if cur[2] ~= ARGV[1] then return {'mismatch'} end
 if cur[1] == 'COMPLETED' then return {'completed', cur[4], cur[3]} end
 if tonumber(cur[3]) > tonumber(ARGV[3]) then return {'inprogress'} end
-redis.call('HSET', KEYS[1], 'lease', ARGV[2])
+redis.call('HSET', KEYS[1], 'lease', ARGV[2], 'token', ARGV[6])
 return {'takeover', cur[4], cur[3]}
 `)
 
 // Acquire implements Store.
-func (r *Redis) Acquire(ctx context.Context, key, hash string, leaseUntil time.Time) (*Record, error) {
+func (r *Redis) Acquire(ctx context.Context, key, hash string, leaseUntil time.Time) (string, *Record, error) {
 	now := r.now()
-	fresh := withExpiry(Record{Key: key, Status: InProgress, PayloadHash: hash, LeaseUntil: leaseUntil}, now)
+	token := NewToken()
+	fresh := withExpiry(Record{Key: key, Status: InProgress, PayloadHash: hash, LeaseUntil: leaseUntil, Token: token}, now)
 	js, err := json.Marshal(fresh)
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
-	res, err := acquireScript.Run(ctx, r.rdb, []string{r.prefix + key}, hash, leaseUntil.UnixMilli(), now.UnixMilli(), js, fresh.ExpiresAt.UnixMilli()).StringSlice()
+	res, err := acquireScript.Run(ctx, r.rdb, []string{r.prefix + key}, hash, leaseUntil.UnixMilli(), now.UnixMilli(), js, fresh.ExpiresAt.UnixMilli(), token).StringSlice()
 	if err != nil {
-		return nil, fmt.Errorf("idempotency: redis acquire %s: %w", key, err)
+		return "", nil, fmt.Errorf("idempotency: redis acquire %s: %w", key, err)
 	}
 	switch res[0] {
 	case "fresh":
-		return nil, nil
+		return token, nil, nil
 	case "mismatch":
-		return nil, ErrPayloadMismatch
+		return "", nil, ErrPayloadMismatch
 	case "inprogress":
-		return nil, ErrInProgress
+		return "", nil, ErrInProgress
 	}
 	if len(res) < 3 {
-		return nil, fmt.Errorf("idempotency: redis acquire %s: unexpected reply %q", key, res)
+		return "", nil, fmt.Errorf("idempotency: redis acquire %s: unexpected reply %q", key, res)
 	}
 	rec, err := decodeRecord(res[1], res[2])
 	if err != nil {
-		return nil, fmt.Errorf("idempotency: redis record %s: %w", key, err)
+		return "", nil, fmt.Errorf("idempotency: redis record %s: %w", key, err)
 	}
-	return &rec, nil
+	if res[0] == "completed" {
+		token = ""
+	}
+	return token, &rec, nil
 }
 
 // decodeRecord reads a record's JSON; the hash's lease field is the authoritative lease (a
-// takeover rewrites only that field, not the JSON).
+// takeover or a renewal rewrites only that field, not the JSON).
 func decodeRecord(js, lease string) (Record, error) {
 	var rec Record
 	if err := json.Unmarshal([]byte(js), &rec); err != nil {
@@ -84,6 +88,44 @@ func decodeRecord(js, lease string) (Record, error) {
 	return rec, nil
 }
 
+// fence is the token check every holder's write starts with (ARGV[1]: the token, "" for an
+// unconditional write).
+const fence = `
+if ARGV[1] ~= '' and redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return 'fenced' end
+`
+
+var putScript = redis.NewScript(fence + `
+redis.call('HSET', KEYS[1], 'status', ARGV[2], 'hash', ARGV[3], 'lease', ARGV[4], 'rec', ARGV[5], 'token', ARGV[1])
+redis.call('PEXPIREAT', KEYS[1], ARGV[6])
+if ARGV[2] == 'APPLIED' then
+  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[7])
+else
+  redis.call('ZREM', KEYS[2], ARGV[7])
+end
+return 'ok'
+`)
+
+var renewScript = redis.NewScript(fence + `
+redis.call('HSET', KEYS[1], 'lease', ARGV[2])
+return 'ok'
+`)
+
+var deleteScript = redis.NewScript(fence + `
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[2])
+return 'ok'
+`)
+
+func fencedReply(res string, err error, what, key string) error {
+	if err != nil {
+		return fmt.Errorf("idempotency: redis %s %s: %w", what, key, err)
+	}
+	if res == "fenced" {
+		return fmt.Errorf("idempotency: redis %s %s: %w", what, key, ErrFenced)
+	}
+	return nil
+}
+
 // Put implements Store.
 func (r *Redis) Put(ctx context.Context, rec Record) error {
 	rec = withExpiry(rec, r.now())
@@ -91,41 +133,106 @@ func (r *Redis) Put(ctx context.Context, rec Record) error {
 	if err != nil {
 		return err
 	}
-	k := r.prefix + rec.Key
-	_, err = r.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, k, "status", string(rec.Status), "hash", rec.PayloadHash, "lease", rec.LeaseUntil.UnixMilli(), "rec", js)
-		p.PExpireAt(ctx, k, rec.ExpiresAt)
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("idempotency: redis put %s: %w", rec.Key, err)
+	res, err := putScript.Run(ctx, r.rdb, []string{r.prefix + rec.Key, r.index()}, rec.Token, string(rec.Status), rec.PayloadHash,
+		rec.LeaseUntil.UnixMilli(), js, rec.ExpiresAt.UnixMilli(), rec.Key).Text()
+	return fencedReply(res, err, "put", rec.Key)
+}
+
+// Renew implements Store.
+func (r *Redis) Renew(ctx context.Context, key, token string, leaseUntil time.Time) error {
+	if token == "" {
+		return ErrFenced
 	}
-	return nil
+	res, err := renewScript.Run(ctx, r.rdb, []string{r.prefix + key}, token, leaseUntil.UnixMilli()).Text()
+	return fencedReply(res, err, "renew", key)
 }
 
 // Delete implements Store.
-func (r *Redis) Delete(ctx context.Context, key string) error {
-	if err := r.rdb.Del(ctx, r.prefix+key).Err(); err != nil {
-		return fmt.Errorf("idempotency: redis delete %s: %w", key, err)
+func (r *Redis) Delete(ctx context.Context, key, token string) error {
+	res, err := deleteScript.Run(ctx, r.rdb, []string{r.prefix + key, r.index()}, token, key).Text()
+	return fencedReply(res, err, "delete", key)
+}
+
+// claimScript is claim() in Lua: the value is "delivered" or the claimer's token, the key's
+// TTL the mark's end.
+var claimScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if v == 'delivered' then return 'delivered' end
+if v and v ~= ARGV[1] then return 'inflight' end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 'claimed'
+`)
+
+var settleScript = redis.NewScript(`
+if ARGV[2] == '1' then
+  local last = redis.call('GET', KEYS[2])
+  if last and last ~= ARGV[4] then redis.call('DEL', ARGV[5] .. last) end
+  redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[3])
+  redis.call('SET', KEYS[1], 'delivered', 'PX', ARGV[3])
+  return 'ok'
+end
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 'ok'
+`)
+
+func (r *Redis) markKey(id, sink string) string { return r.prefix + "delivered:" + sink + ":" + id }
+
+// ClaimNotice implements Store.
+func (r *Redis) ClaimNotice(ctx context.Context, id, sink, token string, until time.Time) (Claim, error) {
+	ms := max(until.Sub(r.now()).Milliseconds(), 1)
+	res, err := claimScript.Run(ctx, r.rdb, []string{r.markKey(id, sink)}, token, ms).Text()
+	if err != nil {
+		return 0, fmt.Errorf("idempotency: redis claim notice %s: %w", id, err)
+	}
+	switch res {
+	case "delivered":
+		return AlreadyDelivered, nil
+	case "inflight":
+		return InFlight, nil
+	}
+	return Claimed, nil
+}
+
+// SettleNotice implements Store.
+// The previous change's mark is named from the last-change key's value inside the script:
+// both carry the namespace's hash tag, so they live in the script's slot.
+func (r *Redis) SettleNotice(ctx context.Context, id, target, sink, token string, delivered bool) error {
+	d := "0"
+	if delivered {
+		d = "1"
+	}
+	keys := []string{r.markKey(id, sink), r.prefix + "last:" + sink + ":" + target}
+	if err := settleScript.Run(ctx, r.rdb, keys, token, d, DeliveredTTL.Milliseconds(), id, r.markKey("", sink)).Err(); err != nil {
+		return fmt.Errorf("idempotency: redis settle notice %s: %w", id, err)
 	}
 	return nil
 }
 
-// Pending implements Store with SCAN, which never blocks Redis the way KEYS would.
+// index is the namespace's sorted set of Applied keys (score: lease end in Unix ms): Pending
+// reads it instead of scanning the keyspace, which a Redis Cluster cannot do in one call.
+func (r *Redis) index() string { return r.prefix + "pending" }
+
+// Pending implements Store from the index; members whose record expired are dropped from it.
 func (r *Redis) Pending(ctx context.Context) ([]Record, error) {
 	now := r.now().UnixMilli()
+	keys, err := r.rdb.ZRangeByScore(ctx, r.index(), &redis.ZRangeBy{Min: "-inf", Max: strconv.FormatInt(now, 10), Count: maxPending}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("idempotency: redis pending: %w", err)
+	}
 	var out []Record
-	it := r.rdb.Scan(ctx, 0, r.prefix+"*", 200).Iterator()
-	for it.Next(ctx) {
-		v, err := r.rdb.HMGet(ctx, it.Val(), "status", "lease", "rec").Result()
+	for _, key := range keys {
+		v, err := r.rdb.HMGet(ctx, r.prefix+key, "status", "lease", "rec").Result()
 		if err != nil {
-			return nil, fmt.Errorf("idempotency: redis pending %s: %w", it.Val(), err)
+			return nil, fmt.Errorf("idempotency: redis pending %s: %w", key, err)
 		}
 		status, _ := v[0].(string)
 		leaseStr, _ := v[1].(string)
 		js, _ := v[2].(string)
 		if status != string(Applied) {
-			continue // another status, or a key that expired since SCAN saw it
+			if status == "" { // expired since it was indexed
+				r.rdb.ZRem(ctx, r.index(), key)
+			}
+			continue
 		}
 		if lease, err := strconv.ParseInt(leaseStr, 10, 64); err == nil && lease > now {
 			continue
@@ -133,9 +240,6 @@ func (r *Redis) Pending(ctx context.Context) ([]Record, error) {
 		if rec, err := decodeRecord(js, leaseStr); err == nil {
 			out = append(out, rec)
 		}
-	}
-	if err := it.Err(); err != nil {
-		return nil, fmt.Errorf("idempotency: redis pending: %w", err)
 	}
 	return out, nil
 }

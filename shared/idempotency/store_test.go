@@ -37,14 +37,14 @@ func TestStoreContract(t *testing.T) {
 			live, lapsed := now.Add(time.Minute), now.Add(-time.Second)
 
 			// Fresh key.
-			if rec, err := s.Acquire(ctx, "k", "h1", live); rec != nil || err != nil {
+			if _, rec, err := s.Acquire(ctx, "k", "h1", live); rec != nil || err != nil {
 				t.Fatalf("fresh: %+v, %v", rec, err)
 			}
 			// A live lease blocks, and the payload is checked first.
-			if _, err := s.Acquire(ctx, "k", "h1", live); !errors.Is(err, ErrInProgress) {
+			if _, _, err := s.Acquire(ctx, "k", "h1", live); !errors.Is(err, ErrInProgress) {
 				t.Fatalf("live lease: %v", err)
 			}
-			if _, err := s.Acquire(ctx, "k", "h2", live); !errors.Is(err, ErrPayloadMismatch) {
+			if _, _, err := s.Acquire(ctx, "k", "h2", live); !errors.Is(err, ErrPayloadMismatch) {
 				t.Fatalf("in progress, other payload: %v", err)
 			}
 			// A lapsed lease is taken over, keeping the planned notices.
@@ -52,11 +52,11 @@ func TestStoreContract(t *testing.T) {
 			if err := s.Put(ctx, Record{Key: "k", Status: InProgress, PayloadHash: "h1", LeaseUntil: lapsed, Pending: planned}); err != nil {
 				t.Fatal(err)
 			}
-			rec, err := s.Acquire(ctx, "k", "h1", live)
+			_, rec, err := s.Acquire(ctx, "k", "h1", live)
 			if err != nil || rec == nil || rec.Status != InProgress || len(rec.Pending) != 1 || rec.Pending[0].ID != "n1" {
 				t.Fatalf("takeover: %+v, %v", rec, err)
 			}
-			if _, err := s.Acquire(ctx, "k", "h1", live); !errors.Is(err, ErrInProgress) {
+			if _, _, err := s.Acquire(ctx, "k", "h1", live); !errors.Is(err, ErrInProgress) {
 				t.Fatalf("after takeover: %v", err)
 			}
 			// Applied without a lease: taken once, then held.
@@ -67,14 +67,14 @@ func TestStoreContract(t *testing.T) {
 			if err != nil || len(pend) != 1 || pend[0].Key != "k" {
 				t.Fatalf("Pending: %+v, %v", pend, err)
 			}
-			if _, err := s.Acquire(ctx, "k", "h2", live); !errors.Is(err, ErrPayloadMismatch) {
+			if _, _, err := s.Acquire(ctx, "k", "h2", live); !errors.Is(err, ErrPayloadMismatch) {
 				t.Fatalf("applied, other payload: %v", err)
 			}
-			rec, err = s.Acquire(ctx, "k", "h1", live)
+			_, rec, err = s.Acquire(ctx, "k", "h1", live)
 			if err != nil || rec == nil || rec.Status != Applied || string(rec.Result) != `{"r":1}` {
 				t.Fatalf("applied: %+v, %v", rec, err)
 			}
-			if _, err := s.Acquire(ctx, "k", "h1", live); !errors.Is(err, ErrInProgress) {
+			if _, _, err := s.Acquire(ctx, "k", "h1", live); !errors.Is(err, ErrInProgress) {
 				t.Fatalf("applied and held: %v", err)
 			}
 			if pend, _ := s.Pending(ctx); len(pend) != 0 {
@@ -85,19 +85,19 @@ func TestStoreContract(t *testing.T) {
 				t.Fatal(err)
 			}
 			for range 2 {
-				rec, err = s.Acquire(ctx, "k", "h1", live)
+				_, rec, err = s.Acquire(ctx, "k", "h1", live)
 				if err != nil || rec == nil || rec.Status != Completed || string(rec.Result) != `{"r":2}` {
 					t.Fatalf("completed: %+v, %v", rec, err)
 				}
 			}
-			if _, err := s.Acquire(ctx, "k", "h2", live); !errors.Is(err, ErrPayloadMismatch) {
+			if _, _, err := s.Acquire(ctx, "k", "h2", live); !errors.Is(err, ErrPayloadMismatch) {
 				t.Fatalf("completed, other payload: %v", err)
 			}
 			// Delete releases the key.
-			if err := s.Delete(ctx, "k"); err != nil {
+			if err := s.Delete(ctx, "k", ""); err != nil {
 				t.Fatal(err)
 			}
-			if rec, err := s.Acquire(ctx, "k", "h2", live); rec != nil || err != nil {
+			if _, rec, err := s.Acquire(ctx, "k", "h2", live); rec != nil || err != nil {
 				t.Fatalf("after delete: %+v, %v", rec, err)
 			}
 			// An expired record counts as absent.
@@ -105,7 +105,7 @@ func TestStoreContract(t *testing.T) {
 				t.Fatal(err)
 			}
 			time.Sleep(100 * time.Millisecond)
-			if rec, err := s.Acquire(ctx, "old", "h9", live); rec != nil || err != nil {
+			if _, rec, err := s.Acquire(ctx, "old", "h9", live); rec != nil || err != nil {
 				t.Fatalf("expired: %+v, %v", rec, err)
 			}
 		})
@@ -124,7 +124,7 @@ func TestConcurrentAcquire(t *testing.T) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					rec, err := s.Acquire(context.Background(), "same", "h", time.Now().Add(time.Minute))
+					_, rec, err := s.Acquire(context.Background(), "same", "h", time.Now().Add(time.Minute))
 					mu.Lock()
 					defer mu.Unlock()
 					switch {
@@ -147,21 +147,118 @@ func TestConcurrentAcquire(t *testing.T) {
 
 func TestLeaseUntil(t *testing.T) {
 	now := time.Date(2026, 11, 24, 8, 0, 0, 0, time.UTC)
-	tests := []struct {
-		name     string
-		deadline time.Time
-		ok       bool
-		want     time.Time
-	}{
-		{"deadline ahead", now.Add(30 * time.Second), true, now.Add(40 * time.Second)},
-		{"deadline passed", now.Add(-time.Second), true, now.Add(10 * time.Second)},
-		{"deadline now", now, true, now.Add(10 * time.Second)},
-		{"no deadline", time.Time{}, false, now.Add(5 * time.Minute)},
+	if got := LeaseUntil(now); !got.Equal(now.Add(LeaseTTL)) || LeaseTTL > 15*time.Second {
+		t.Fatalf("lease until %v (TTL %s): a crashed run must free its key within seconds", got, LeaseTTL)
 	}
-	for _, tt := range tests {
-		if got := LeaseUntil(now, tt.deadline, tt.ok); !got.Equal(tt.want) {
-			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
-		}
+}
+
+// TestFencing: every write of a holder carries its token; once another run took the key over
+// (the lease lapsed), the old holder's renewals, puts and deletes fail with ErrFenced and
+// change nothing.
+func TestFencing(t *testing.T) {
+	ctx := context.Background()
+	for name, mk := range constructors(t) {
+		t.Run(name, func(t *testing.T) {
+			s := mk(t)
+			defer s.Close()
+			now := time.Now()
+			old, prev, err := s.Acquire(ctx, "k", "h", now.Add(-time.Millisecond)) // already lapsed
+			if err != nil || prev != nil || old == "" {
+				t.Fatalf("acquire: %q %+v %v", old, prev, err)
+			}
+			if err := s.Renew(ctx, "k", old, now.Add(-time.Millisecond)); err != nil {
+				t.Fatalf("renew by the holder: %v", err)
+			}
+			if err := s.Put(ctx, Record{Key: "k", Status: InProgress, PayloadHash: "h", LeaseUntil: now.Add(-time.Millisecond), Token: old,
+				Pending: []PendingNotice{{ID: "n1", Sinks: []string{"s"}}}}); err != nil {
+				t.Fatalf("put by the holder: %v", err)
+			}
+			fresh, prev, err := s.Acquire(ctx, "k", "h", now.Add(time.Minute))
+			if err != nil || prev == nil || fresh == "" || fresh == old || len(prev.Pending) != 1 {
+				t.Fatalf("takeover: %q %+v %v", fresh, prev, err)
+			}
+			if err := s.Renew(ctx, "k", old, now.Add(time.Hour)); !errors.Is(err, ErrFenced) {
+				t.Fatalf("renew by the old holder: %v", err)
+			}
+			if err := s.Put(ctx, Record{Key: "k", Status: Completed, PayloadHash: "h", Token: old}); !errors.Is(err, ErrFenced) {
+				t.Fatalf("put by the old holder: %v", err)
+			}
+			if err := s.Delete(ctx, "k", old); !errors.Is(err, ErrFenced) {
+				t.Fatalf("delete by the old holder: %v", err)
+			}
+			if _, _, err := s.Acquire(ctx, "k", "h", now.Add(time.Minute)); !errors.Is(err, ErrInProgress) {
+				t.Fatalf("the new holder lost the key: %v", err)
+			}
+			if err := s.Put(ctx, Record{Key: "k", Status: Completed, PayloadHash: "h", Token: fresh, Result: []byte(`{}`)}); err != nil {
+				t.Fatalf("put by the new holder: %v", err)
+			}
+			if err := s.Delete(ctx, "gone", fresh); !errors.Is(err, ErrFenced) {
+				t.Fatalf("delete of a key the token never held: %v", err)
+			}
+			if err := s.Renew(ctx, "k", "", now); !errors.Is(err, ErrFenced) {
+				t.Fatalf("renew without a token: %v", err)
+			}
+		})
+	}
+}
+
+// TestDeliveredNotices: the delivered-notices record lets one claimer send a notice to a sink,
+// answers InFlight to others meanwhile, and AlreadyDelivered to everyone once it went out; a
+// failed send frees it for the next run.
+func TestDeliveredNotices(t *testing.T) {
+	ctx := context.Background()
+	for name, mk := range constructors(t) {
+		t.Run(name, func(t *testing.T) {
+			s := mk(t)
+			defer s.Close()
+			until := time.Now().Add(time.Minute)
+			check := func(token string, want Claim) {
+				t.Helper()
+				if got, err := s.ClaimNotice(ctx, "n1", "hook", token, until); err != nil || got != want {
+					t.Fatalf("claim by %s: %v %v, want %v", token, got, err, want)
+				}
+			}
+			check("a", Claimed)
+			check("b", InFlight)
+			check("a", Claimed) // a claimer may claim again
+			if err := s.SettleNotice(ctx, "n1", "t", "hook", "b", false); err != nil {
+				t.Fatal(err)
+			}
+			check("b", InFlight) // another's failure does not free a's claim
+			if err := s.SettleNotice(ctx, "n1", "t", "hook", "a", false); err != nil {
+				t.Fatal(err)
+			}
+			check("b", Claimed)
+			if err := s.SettleNotice(ctx, "n1", "t", "hook", "b", true); err != nil {
+				t.Fatal(err)
+			}
+			check("c", AlreadyDelivered)
+			check("b", AlreadyDelivered)
+			// Per sink, per id.
+			if got, _ := s.ClaimNotice(ctx, "n1", "stdout", "c", until); got != Claimed {
+				t.Fatalf("other sink: %v", got)
+			}
+			if got, _ := s.ClaimNotice(ctx, "n2", "hook", "c", until); got != Claimed {
+				t.Fatalf("other id: %v", got)
+			}
+			// Another change of the same target makes n1 a past occurrence: made again, it is
+			// announced again.
+			if got, _ := s.ClaimNotice(ctx, "n4", "hook", "d", until); got != Claimed {
+				t.Fatalf("n4: %v", got)
+			}
+			if err := s.SettleNotice(ctx, "n4", "t", "hook", "d", true); err != nil {
+				t.Fatal(err)
+			}
+			check("e", Claimed)
+			// A claim whose holder died lapses.
+			if got, _ := s.ClaimNotice(ctx, "n3", "hook", "dead", time.Now().Add(30*time.Millisecond)); got != Claimed {
+				t.Fatalf("n3: %v", got)
+			}
+			time.Sleep(80 * time.Millisecond)
+			if got, _ := s.ClaimNotice(ctx, "n3", "hook", "alive", until); got != Claimed {
+				t.Fatalf("after the claim lapsed: %v", got)
+			}
+		})
 	}
 }
 
@@ -201,7 +298,7 @@ func TestPutFillsExpiry(t *testing.T) {
 			if err := s.Put(ctx, Record{Key: "c", Status: Completed, PayloadHash: "h"}); err != nil {
 				t.Fatal(err)
 			}
-			rec, err := s.Acquire(ctx, "c", "h", live)
+			_, rec, err := s.Acquire(ctx, "c", "h", live)
 			if err != nil || rec == nil || !near(rec.ExpiresAt, now.Add(24*time.Hour)) {
 				t.Fatalf("completed: %+v, %v; want expiry in 24 h", rec, err)
 			}
@@ -215,7 +312,7 @@ func TestPutFillsExpiry(t *testing.T) {
 			if err := s.Put(ctx, Record{Key: "i", Status: InProgress, PayloadHash: "h", LeaseUntil: lapsed}); err != nil {
 				t.Fatal(err)
 			}
-			rec, err = s.Acquire(ctx, "i", "h", live)
+			_, rec, err = s.Acquire(ctx, "i", "h", live)
 			if err != nil || rec == nil || !near(rec.ExpiresAt, now.Add(7*24*time.Hour)) {
 				t.Fatalf("in progress: %+v, %v; want expiry in 7 days", rec, err)
 			}
@@ -224,7 +321,7 @@ func TestPutFillsExpiry(t *testing.T) {
 			if err := s.Put(ctx, Record{Key: "x", Status: Completed, PayloadHash: "h", ExpiresAt: at}); err != nil {
 				t.Fatal(err)
 			}
-			if rec, err := s.Acquire(ctx, "x", "h", live); err != nil || !rec.ExpiresAt.Equal(at) {
+			if _, rec, err := s.Acquire(ctx, "x", "h", live); err != nil || !rec.ExpiresAt.Equal(at) {
 				t.Fatalf("explicit expiry: %+v, %v", rec, err)
 			}
 			if r, ok := s.(*Redis); ok {
@@ -285,7 +382,7 @@ func TestOpenRedis(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rec, err := s.Acquire(ctx, "k", "h", time.Now().Add(time.Minute)); rec != nil || err != nil {
+	if _, rec, err := s.Acquire(ctx, "k", "h", time.Now().Add(time.Minute)); rec != nil || err != nil {
 		t.Fatalf("acquire: %+v, %v", rec, err)
 	}
 	if err := s.Close(); err != nil {

@@ -45,9 +45,6 @@ type Change struct {
 	Scope string
 	// Online lists every online stream of the domain; Build keeps those the config matches.
 	Online []Stream
-	// TriggerKey is the key of the trigger that made the change; it is part of the id, so a
-	// later trigger that makes the same change again is a new notice.
-	TriggerKey string
 }
 
 type restartData struct {
@@ -64,14 +61,16 @@ type restartData struct {
 
 // Build makes the restart-ingest notice for one change (DESIGN §8). The API applies a
 // packaging config only to streams pushed after it takes effect, so the notice lists the
-// online streams to restart. Its id is derived from the change, so building it again (a retry,
-// a resend of a pending notice) gives the same id and a receiver can deduplicate.
+// online streams to restart. Its id is the change's id: derived from the target, the previous
+// config and the new one only (DESIGN §8), never from the trigger or the time, so every path
+// that makes or observes the same change (a retry, a racing trigger, a resend of a pending
+// notice) yields the same id, and livepack's delivered-notices record and any receiver
+// deduplicate on it.
 func Build(c Change) (Notice, error) {
-	cfg, err := json.Marshal(c.Config)
+	id, err := ChangeID(c.Target, c.Previous, c.Config)
 	if err != nil {
-		return Notice{}, fmt.Errorf("notify: encode config: %w", err)
+		return Notice{}, err
 	}
-	id := digest(c.TriggerKey, c.Target.String(), c.Outcome, string(cfg))
 	at := c.At.UTC().Truncate(time.Second)
 	effective := at.Add(effectiveWithin)
 	restart := []Stream{}
@@ -84,6 +83,19 @@ func Build(c Change) (Notice, error) {
 		Outcome: c.Outcome, Config: c.Config, Previous: c.Previous, EffectiveAfter: effective.Format(time.RFC3339),
 		RestartIngest: restart, Message: message(c, effective, restart)}
 	return encode(id, TypeRestart, c.Target.String(), at, data)
+}
+
+// ChangeID is the id of the change of target from previous to config (nil: none).
+func ChangeID(target policy.Target, previous, config *policy.Config) (string, error) {
+	prev, err := json.Marshal(previous)
+	if err != nil {
+		return "", fmt.Errorf("notify: encode previous config: %w", err)
+	}
+	cfg, err := json.Marshal(config)
+	if err != nil {
+		return "", fmt.Errorf("notify: encode config: %w", err)
+	}
+	return digest("change", target.String(), string(prev), string(cfg)), nil
 }
 
 func matches(pattern, name string) bool { return pattern == "*" || pattern == name }

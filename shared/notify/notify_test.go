@@ -30,7 +30,7 @@ var at = time.Date(2026, 11, 24, 8, 1, 0, 0, time.UTC)
 func change() Change {
 	return Change{Target: policy.Target{DomainName: "play.example.com", AppName: "sports", StreamName: "*"},
 		Outcome: "created", Config: &policy.Config{Protocol: "LLHLS_CMAF", SegmentNum: 3, SegmentDuration: 1, PartDuration: 350, IgnoreTranscode: true},
-		At: at, Scope: "domestic", TriggerKey: "msg_1",
+		At: at, Scope: "domestic",
 		Online: []Stream{{"sports", "final", "rtmp://push.example.com/sports/final"}, {"news", "evening", "rtmp://push.example.com/news/evening"}}}
 }
 
@@ -63,7 +63,7 @@ func TestBuildGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const want = `{"specversion":"1.0","id":"b6c9ec0407520bd6827a6134adb5e365","source":"livepack",` +
+	const want = `{"specversion":"1.0","id":"6ddd54b633b29656443e7a36b0fade0b","source":"livepack",` +
 		`"type":"livepack.ingest.restart-required","subject":"play.example.com/sports/*",` +
 		`"datacontenttype":"application/json","time":"2026-11-24T08:01:00Z",` +
 		`"data":{"DomainName":"play.example.com","AppName":"sports","StreamName":"*","outcome":"created",` +
@@ -76,7 +76,7 @@ func TestBuildGolden(t *testing.T) {
 	if string(n.JSON) != want {
 		t.Fatalf("got\n%s\nwant\n%s", n.JSON, want)
 	}
-	if n.ID != "b6c9ec0407520bd6827a6134adb5e365" || len(n.ID) != 32 {
+	if n.ID != "6ddd54b633b29656443e7a36b0fade0b" || len(n.ID) != 32 {
 		t.Fatalf("id %q", n.ID)
 	}
 	// A CloudEvents consumer reads it as a valid 1.0 event.
@@ -120,8 +120,14 @@ func TestIDDeterministic(t *testing.T) {
 		{"other online streams", func(c *Change) { c.Online = nil }, true},
 		{"other scope", func(c *Change) { c.Scope = "global" }, true},
 		{"other config", func(c *Change) { c.Config.SegmentNum = 4 }, false},
-		{"other trigger", func(c *Change) { c.TriggerKey = "msg_2" }, false},
-		{"other outcome", func(c *Change) { c.Outcome = "updated" }, false},
+		// The id is the change's: any trigger that makes or observes it, at any time, names
+		// it the same, so one delivered-notices record and every receiver deduplicate it.
+		{"other trigger, other time", func(c *Change) { c.At = c.At.Add(time.Minute) }, true},
+		{"other previous", func(c *Change) {
+			p := *c.Config
+			p.SegmentNum = 9
+			c.Outcome, c.Previous = "updated", &p
+		}, false},
 		{"other target", func(c *Change) { c.Target.AppName = "news" }, false},
 		{"deleted", func(c *Change) { c.Outcome, c.Config = "deleted", nil }, false},
 	}
@@ -589,7 +595,7 @@ func TestParseSinks(t *testing.T) {
 func ExampleBuild() {
 	n, _ := Build(Change{Target: policy.Target{DomainName: "play.example.com", AppName: "sports", StreamName: "*"},
 		Outcome: "created", Config: &policy.Config{Protocol: "HLS_CMAF", SegmentNum: 3, SegmentDuration: 5, IgnoreTranscode: true},
-		At: time.Date(2026, 11, 24, 8, 1, 0, 0, time.UTC), Scope: "overseas", TriggerKey: "msg_1",
+		At: time.Date(2026, 11, 24, 8, 1, 0, 0, time.UTC), Scope: "overseas",
 		Online: []Stream{{"sports", "final", "rtmp://push.example.com/sports/final"}}})
 	var ev struct {
 		Type    string `json:"type"`
