@@ -28,11 +28,11 @@ const (
 // session is one invocation's view of the API: each domain's detail, configs and online
 // streams are read at most once, and the notices it owes are collected.
 type session struct {
-	e     *Engine
-	key   string
-	hash  string
-	token string
-	lease *lease
+	e       *Engine
+	key     string
+	hash    string
+	token   string
+	lease   *lease
 	log     *slog.Logger
 	domains map[string]*domainInfo
 	// planned are the notices a crashed run had planned (taken over with its lease).
