@@ -65,7 +65,7 @@ type command struct {
 var commands []*command
 
 func init() {
-	commands = []*command{invokeCommand, validateCommand,
+	commands = []*command{invokeCommand, validateCommand, planCommand, applyCommand, exportCommand,
 		emulatorCommand, serveCommand, helpCommand, versionCommand}
 }
 

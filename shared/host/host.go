@@ -39,7 +39,10 @@ type Wiring struct {
 	Credential *SwapCredential
 	// EmulatorURL is set when the embedded emulator serves this process.
 	EmulatorURL string
-	closers     []func()
+	// API is the Live API client the handler uses, for the CLI's read-only commands (plan,
+	// export).
+	API     liveapi.API
+	closers []func()
 }
 
 // Close releases the store and stops the embedded emulator.
@@ -133,6 +136,7 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) 
 		w.Close()
 		return nil, fmt.Errorf("host: LIVEPACK_NOTIFY: %w", err)
 	}
+	w.API = client
 	w.Handler = handler.New(apply.Options{API: client, Store: store, Sinks: sinks, Defaults: cfg.Defaults}, cfg.WebhookSecrets, log)
 	return w, nil
 }
