@@ -11,6 +11,7 @@ import (
 	"github.com/livepack/livepack/shared/idempotency"
 	"github.com/livepack/livepack/shared/notify"
 	"github.com/livepack/livepack/shared/policy"
+	"github.com/livepack/livepack/shared/quota"
 )
 
 // Reconcile modes.
@@ -32,6 +33,7 @@ const reserve = 3 * time.Second
 // the DescribeLivePackageConfig pages, and per changed domain one online-stream listing plus
 // one write per change.
 func (e *Engine) Reconcile(ctx context.Context, trigger, key, mode string, policies []policy.Policy) (Result, error) {
+	ctx = quota.WithLane(ctx, quota.Scheduled) // the quota goes to interactive triggers first
 	if policies == nil {
 		policies = e.defaults
 	}

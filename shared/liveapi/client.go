@@ -171,7 +171,7 @@ func (c *Client) call(ctx context.Context, action string, params map[string]any,
 	stats := StatsFrom(ctx)
 	for attempt := 1; ; attempt++ {
 		if c.limiter != nil {
-			if err := c.limiter.Wait(ctx); err != nil {
+			if err := c.limiter.Wait(ctx, action); err != nil {
 				if last != nil {
 					return fmt.Errorf("liveapi: %s: %w (after %w)", action, err, last)
 				}
@@ -199,11 +199,14 @@ func (c *Client) call(ctx context.Context, action string, params map[string]any,
 			return nil
 		}
 		last = err
+		var ae *Error
+		if c.limiter != nil && IsThrottled(err) && errors.As(err, &ae) {
+			c.limiter.Throttled(action, ae.RetryAfter)
+		}
 		if !IsRetryable(err) || attempt >= c.maxAttempts || ctx.Err() != nil {
 			return err
 		}
 		wait := b.NextBackOff()
-		var ae *Error
 		if errors.As(err, &ae) && ae.RetryAfter > wait {
 			wait = ae.RetryAfter
 		}

@@ -1,6 +1,9 @@
 package liveapi
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // PackageConfig is one live package config as DescribeLivePackageConfig reports it.
 type PackageConfig struct {
@@ -48,7 +51,11 @@ type API interface {
 	OnlineStreams(ctx context.Context, domain string) ([]Stream, error)
 }
 
-// Limiter spends one call of the API quota, waiting at most as long as ctx allows.
+// Limiter spends the API quota. shared/quota implements it.
 type Limiter interface {
-	Wait(ctx context.Context) error
+	// Wait spends one call of action's budget, waiting at most as long as ctx allows.
+	Wait(ctx context.Context, action string) error
+	// Throttled reports that the API refused a call of action for quota, with the wait it
+	// asked for (0: none named), so the limiter slows down for every caller, not just this one.
+	Throttled(action string, retryAfter time.Duration)
 }

@@ -1,121 +1,172 @@
-// Package quota spends the Live API's call budget (300 calls per minute per account) so that
-// livepack never draws Throttling.User: per process with golang.org/x/time/rate, or shared by
-// every instance through one Redis (GCRA, atomic in a Lua script). Both wait only as long as
-// the caller's context allows and otherwise fail fast with ErrExhausted, so a function answers
-// "retry later" instead of timing out.
+// Package quota spends the Live API's call budgets so that livepack never draws
+// Throttling.User, yet never paces calls the quota would allow at once. A budget is N calls in
+// any 60 s: a call goes out at once while the window holds fewer than N, and waits for the
+// oldest call to leave the window otherwise (a sliding-window log, exact, per process or shared
+// by every instance through one Redis Lua script).
+//
+// Two refinements sit on top of the window:
+//   - priority lanes: the scheduled reconcile (Scheduled lane) may only fill the window up to
+//     N minus a reserved share, so interactive triggers always find calls left;
+//   - AIMD: when the API still answers Throttling* (another client spends the same account, or
+//     the API smooths per second), the limiter pauses for the API's hint and caps calls per
+//     second at half of what the last second held, then raises that cap by about one call per
+//     second again.
+//
+// Waits never outlast the caller's context: a call the budget cannot cover before the deadline
+// fails at once with ErrExhausted, so a function answers "retry later" instead of timing out.
 package quota
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
-
-	"github.com/redis/go-redis/v9"
-	"golang.org/x/time/rate"
 )
 
 // ErrExhausted: the quota has no call to spare before the caller's deadline. Webhooks answer it
 // with 429 and Retry-After.
 var ErrExhausted = errors.New("quota: exhausted before the deadline")
 
-// burst is how many calls may go at once after a quiet spell: a second's worth, so a burst
-// never outruns the per-minute budget by more than one second's share.
-func burst(perMinute int) int { return max(1, perMinute/60) }
+// Lane is a call's priority.
+type Lane uint8
 
-// atLeastOne treats a budget below one call per minute as one: a zero budget would block
-// every call forever (or divide by zero) instead of failing fast.
-func atLeastOne(perMinute int) int { return max(1, perMinute) }
+// Lanes.
+const (
+	// Interactive is every trigger someone is waiting on: webhook, domain-created, bus, direct.
+	Interactive Lane = iota
+	// Scheduled is the scheduled reconcile: it uses only what Interactive leaves.
+	Scheduled
+)
 
-// Local is a per-process budget: enough for the CLI and a single instance, which need no
-// shared store to stay under the account's limit.
-type Local struct {
-	lim *rate.Limiter
-}
-
-// NewLocal returns a budget of perMinute calls per minute (at least one), with a second's
-// worth of burst so a quiet process does not hoard a minute's calls.
-func NewLocal(perMinute int) *Local {
-	perMinute = atLeastOne(perMinute)
-	return &Local{lim: rate.NewLimiter(rate.Limit(float64(perMinute)/60), burst(perMinute))}
-}
-
-// Wait spends one call, sleeping until it is due, or fails at once with ErrExhausted when it
-// would be due only after ctx's deadline.
-func (l *Local) Wait(ctx context.Context) error {
-	r := l.lim.Reserve()
-	if !r.OK() {
-		return fmt.Errorf("no call can ever be due: %w", ErrExhausted)
+// String names the lane.
+func (l Lane) String() string {
+	if l == Scheduled {
+		return "scheduled"
 	}
-	delay := r.Delay()
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < delay {
-		r.Cancel()
-		return fmt.Errorf("next call due in %s: %w", delay.Round(time.Millisecond), ErrExhausted)
-	}
-	if delay == 0 {
-		return nil
-	}
-	t := time.NewTimer(delay)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		r.Cancel()
-		return fmt.Errorf("%w: %w", ErrExhausted, ctx.Err())
-	}
+	return "interactive"
 }
 
-// Redis is a budget shared through Redis by every process using the same key: the account's
-// limit is global, so scaled-out instances must draw from one budget, not one each.
-type Redis struct {
-	rdb       redis.UniversalClient
-	key       string
-	interval  time.Duration
-	tolerance time.Duration
+type laneKey struct{}
+
+// WithLane returns ctx whose Live API calls spend the budget in lane l.
+func WithLane(ctx context.Context, l Lane) context.Context {
+	return context.WithValue(ctx, laneKey{}, l)
 }
 
-// NewRedis returns a shared budget of perMinute calls per minute (at least one) kept at key;
-// every limiter built with the same Redis and key spends the same budget.
-func NewRedis(rdb redis.UniversalClient, key string, perMinute int) *Redis {
-	perMinute = atLeastOne(perMinute)
-	interval := time.Minute / time.Duration(perMinute)
-	return &Redis{rdb: rdb, key: key, interval: interval, tolerance: interval * time.Duration(burst(perMinute)-1)}
+// LaneOf returns the lane WithLane set on ctx; Interactive by default.
+func LaneOf(ctx context.Context) Lane {
+	l, _ := ctx.Value(laneKey{}).(Lane)
+	return l
 }
 
-// gcra admits a call when the theoretical arrival time (TAT) is no further ahead than the
-// burst tolerance; it returns 0, or the ms to wait. Redis's own clock is the one clock every
-// instance shares.
-var gcra = redis.NewScript(`
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local interval = tonumber(ARGV[1])
-local tolerance = tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-local allow_at = tat - tolerance
-if now < allow_at then
-  return math.ceil((allow_at - now) / 1000)
-end
-local new_tat = tat + interval
-redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1000)
-return 0
-`)
+// DefaultReserve is the share of each budget kept for interactive triggers: the scheduled
+// reconcile fills at most 80% of any window.
+const DefaultReserve = 0.2
 
-// Wait spends one call of the shared budget, like Local.Wait: it sleeps the retry-after the
-// script names while the deadline allows, and fails fast with ErrExhausted otherwise.
-func (q *Redis) Wait(ctx context.Context) error {
+// DefaultWindow is the span a budget is counted over: the API's minute plus a second of slack
+// for the time between admitting a call and the API receiving it, so the API's own window never
+// sees more than the budget.
+const DefaultWindow = 61 * time.Second
+
+// documented are the per-action quotas the API pages give (calls per minute) where they exceed
+// the account's 300/min; every other action (the package-config family) shares the configured
+// rate, the conservative reading of pages that say 300/min and 300/s in different languages.
+var documented = map[string]int{
+	"DescribeLiveStreamsOnlineList": 10000,
+	"DescribeLiveDomainDetail":      3000, // 50/s
+	"DescribeLiveUserDomains":       6000, // 100/s
+}
+
+// Budget returns the budget an action spends from: its group name and calls per minute, given
+// the configured rate. Actions with a documented quota of their own get it (or rate, when
+// higher: an account whose quota was raised); the rest share one budget of rate.
+func Budget(action string, rate int) (group string, perMinute int) {
+	rate = max(1, rate)
+	if q, ok := documented[action]; ok {
+		return action, max(q, rate)
+	}
+	return "package", rate
+}
+
+// Option adjusts a Limiter.
+type Option func(*settings)
+
+type settings struct {
+	reserve float64
+	window  time.Duration
+	now     func() time.Time
+}
+
+// WithReserve sets the share of every budget kept for the Interactive lane, from 0 to 0.9.
+func WithReserve(share float64) Option {
+	return func(s *settings) { s.reserve = min(max(share, 0), 0.9) }
+}
+
+// WithWindow sets the span budgets are counted over (tests shorten it; the rate stays per
+// window).
+func WithWindow(d time.Duration) Option { return func(s *settings) { s.window = d } }
+
+// WithClock sets the clock of a local limiter (tests).
+func WithClock(now func() time.Time) Option { return func(s *settings) { s.now = now } }
+
+// store admits calls and takes throttle feedback for one backend (this process, or Redis).
+type store interface {
+	// admit admits one call of group in the given limits at once, or returns how long to wait
+	// before asking again.
+	admit(ctx context.Context, group string, l limits) (time.Duration, error)
+	// throttled records that the API refused a call of group for quota.
+	throttled(ctx context.Context, group string, capacity int, retryAfter time.Duration) error
+}
+
+// limits are one admission's bounds.
+type limits struct {
+	// capacity is the budget per window; laneLimit is what this lane may fill of it.
+	capacity, laneLimit int
+	// share is this lane's part of the per-second cap AIMD sets.
+	share float64
+}
+
+// Limiter spends per-action budgets in lanes. It implements liveapi.Limiter.
+type Limiter struct {
+	rate int
+	set  settings
+	st   store
+}
+
+func newLimiter(perMinute int, st store, opts []Option) *Limiter {
+	s := settings{reserve: DefaultReserve, window: DefaultWindow, now: time.Now}
+	for _, o := range opts {
+		o(&s)
+	}
+	return &Limiter{rate: max(1, perMinute), set: s, st: st}
+}
+
+// limitsFor returns the bounds of a call of action in lane.
+func (l *Limiter) limitsFor(action string, lane Lane) (string, limits) {
+	group, capacity := Budget(action, l.rate)
+	lim := limits{capacity: capacity, laneLimit: capacity, share: 1}
+	if lane == Scheduled {
+		lim.share = 1 - l.set.reserve
+		lim.laneLimit = max(1, int(math.Floor(float64(capacity)*lim.share)))
+	}
+	return group, lim
+}
+
+// Wait spends one call of action's budget in ctx's lane, sleeping while the window is full,
+// or fails at once with ErrExhausted when the call could not be due before ctx's deadline.
+func (l *Limiter) Wait(ctx context.Context, action string) error {
+	group, lim := l.limitsFor(action, LaneOf(ctx))
 	for {
-		ms, err := gcra.Run(ctx, q.rdb, []string{q.key}, q.interval.Microseconds(), q.tolerance.Microseconds()).Int64()
+		wait, err := l.st.admit(ctx, group, lim)
 		if err != nil {
-			return fmt.Errorf("quota: redis: %w", err)
+			return err
 		}
-		if ms == 0 {
+		if wait <= 0 {
 			return nil
 		}
-		wait := time.Duration(ms) * time.Millisecond
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
-			return fmt.Errorf("next shared call due in %s: %w", wait, ErrExhausted)
+			return fmt.Errorf("next %s call due in %s: %w", group, wait.Round(time.Millisecond), ErrExhausted)
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -125,4 +176,14 @@ func (q *Redis) Wait(ctx context.Context) error {
 			return fmt.Errorf("%w: %w", ErrExhausted, ctx.Err())
 		}
 	}
+}
+
+// Throttled records that the API refused a call of action for quota, with the wait it asked
+// for (0 when it named none): every caller of that budget pauses that long (at least a second)
+// and the per-second cap is halved.
+func (l *Limiter) Throttled(action string, retryAfter time.Duration) {
+	group, capacity := Budget(action, l.rate)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = l.st.throttled(ctx, group, capacity, max(retryAfter, time.Second))
 }
