@@ -31,8 +31,13 @@ const (
 // DefaultEndpoint is the Live OpenAPI's public endpoint, the cloud hosts' default.
 const DefaultEndpoint = "live.aliyuncs.com"
 
-// AccountQuota is the Live API's documented per-account limit, in calls per minute.
+// AccountQuota is the Live API's documented per-account limit, in calls per minute. Accounts
+// can have it raised, so LIVEPACK_RATE may exceed it.
 const AccountQuota = 300
+
+// DefaultReserve is LIVEPACK_RESERVE's default: the share of each budget the scheduled
+// reconcile leaves to interactive triggers.
+const DefaultReserve = 0.2
 
 // Config is the validated configuration.
 type Config struct {
@@ -54,6 +59,8 @@ type Config struct {
 	StateWarning string
 	// Rate is the Live API calls per minute this deployment may spend.
 	Rate int
+	// Reserve is the share of Rate the scheduled reconcile leaves to interactive triggers.
+	Reserve float64
 	// Namespace prefixes every shared key (LIVEPACK_NAMESPACE), so deployments sharing one
 	// Redis never share records or quota; DefaultNamespace says how it is derived when unset.
 	Namespace string
@@ -183,10 +190,18 @@ func FromEnv(host Host, getenv func(string) string) (Config, error) {
 	c.Rate = 250
 	if v := strings.TrimSpace(getenv("LIVEPACK_RATE")); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > AccountQuota {
-			bad("LIVEPACK_RATE", "want calls per minute from 1 to %d (the account quota), got %q", AccountQuota, v)
+		if err != nil || n < 1 {
+			bad("LIVEPACK_RATE", "want calls per minute, at least 1 (the account quota is %d unless raised), got %q", AccountQuota, v)
 		} else {
 			c.Rate = n
+		}
+	}
+	c.Reserve = DefaultReserve
+	if v := strings.TrimSpace(getenv("LIVEPACK_RESERVE")); v != "" {
+		if r, err := parseShare(v); err != nil {
+			bad("LIVEPACK_RESERVE", "%v", err)
+		} else {
+			c.Reserve = r
 		}
 	}
 	return c, errors.Join(errs...)
@@ -235,6 +250,20 @@ func namespaceOK(ns string) bool {
 		}
 	}
 	return true
+}
+
+// parseShare reads a share of the budget as a fraction ("0.2") or a percentage ("20%"), from 0
+// to 0.9: the scheduled reconcile keeps at least a tenth.
+func parseShare(v string) (float64, error) {
+	num, pct := strings.CutSuffix(v, "%")
+	f, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
+	if pct {
+		f /= 100
+	}
+	if err != nil || f < 0 || f > 0.9 || f != f {
+		return 0, fmt.Errorf("want a share from 0 to 0.9 (or 0%% to 90%%), got %q", v)
+	}
+	return f, nil
 }
 
 func checkEndpoint(v string) error {

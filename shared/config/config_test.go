@@ -37,7 +37,7 @@ func TestEachBadVariableIsNamed(t *testing.T) {
 		"LIVEPACK_WEBHOOK_SECRET": "not-a-secret",
 		"LIVEPACK_NOTIFY_SECRET":  "whsec_!!",
 		"LIVEPACK_STATE":          "postgres://db",
-		"LIVEPACK_RATE":           "301",
+		"LIVEPACK_RATE":           "0",
 		"LIVEPACK_NAMESPACE":      "a{b}",
 	}
 	for name, value := range tests {
@@ -61,10 +61,29 @@ func TestEachBadVariableIsNamed(t *testing.T) {
 }
 
 func TestRateBounds(t *testing.T) {
-	for v, ok := range map[string]bool{"0": false, "1": true, "300": true, "301": false, "x": false} {
+	for v, ok := range map[string]bool{"0": false, "1": true, "300": true, "301": true, "100000": true, "-5": false, "x": false} {
 		_, err := FromEnv(CLI, env(map[string]string{"LIVEPACK_RATE": v}))
 		if (err == nil) != ok {
 			t.Errorf("LIVEPACK_RATE=%s: %v", v, err)
+		}
+	}
+}
+
+func TestReserve(t *testing.T) {
+	for _, tt := range []struct {
+		v    string
+		want float64
+		ok   bool
+	}{
+		{"", DefaultReserve, true}, {"0", 0, true}, {"0.25", 0.25, true}, {"30%", 0.3, true}, {"0.9", 0.9, true},
+		{"95%", 0, false}, {"1", 0, false}, {"-0.1", 0, false}, {"NaN", 0, false}, {"half", 0, false},
+	} {
+		c, err := FromEnv(CLI, env(map[string]string{"LIVEPACK_RESERVE": tt.v}))
+		if (err == nil) != tt.ok || (tt.ok && c.Reserve != tt.want) {
+			t.Errorf("LIVEPACK_RESERVE=%q: %v, %v; want %v (ok %v)", tt.v, c.Reserve, err, tt.want, tt.ok)
+		}
+		if !tt.ok && (err == nil || !strings.Contains(err.Error(), "LIVEPACK_RESERVE")) {
+			t.Errorf("LIVEPACK_RESERVE=%q: the error does not name the variable: %v", tt.v, err)
 		}
 	}
 }

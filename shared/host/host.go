@@ -92,7 +92,7 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) 
 	}
 	w.Credential = NewSwapCredential(base)
 
-	var limiter liveapi.Limiter = quota.NewLocal(cfg.Rate)
+	var limiter liveapi.Limiter = quota.NewLocal(cfg.Rate, quota.WithReserve(cfg.Reserve))
 	var store idempotency.Store
 	if strings.HasPrefix(cfg.State, "redis://") || strings.HasPrefix(cfg.State, "rediss://") {
 		opt, err := redis.ParseURL(cfg.State)
@@ -107,7 +107,7 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) 
 		prefix := idempotency.KeyPrefix(cfg.Namespace)
 		store = idempotency.NewRedis(rdb, prefix+"idem:")
 		// With Redis, LIVEPACK_RATE is one budget for every instance of the namespace.
-		limiter = quota.NewRedis(rdb, prefix+"quota", cfg.Rate)
+		limiter = quota.NewRedis(rdb, prefix+"quota", cfg.Rate, quota.WithReserve(cfg.Reserve))
 		w.closers = append(w.closers, func() { _ = rdb.Close() })
 	} else {
 		s, err := idempotency.Open(ctx, cfg.State, cfg.Namespace)

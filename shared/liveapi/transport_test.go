@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -96,5 +97,53 @@ func TestReserveBeforeDeadline(t *testing.T) {
 				t.Fatal("the caller's own context ended")
 			}
 		})
+	}
+}
+
+// recordingLimiter admits every call and records the throttles reported to it.
+type recordingLimiter struct {
+	mu        sync.Mutex
+	waits     []string
+	throttled []time.Duration
+}
+
+func (r *recordingLimiter) Wait(_ context.Context, action string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.waits = append(r.waits, action)
+	return nil
+}
+
+func (r *recordingLimiter) Throttled(action string, retryAfter time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.throttled = append(r.throttled, retryAfter)
+}
+
+// TestThrottleFeedsLimiter: a throttled attempt tells the limiter, with the API's hint, so every
+// caller slows down; every attempt spends the budget of its own action.
+func TestThrottleFeedsLimiter(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if calls.Add(1) == 1 {
+			w.Header().Set("x-ratelimit-user", "Limit:300,Remain:0,TimeLeft:300")
+			w.WriteHeader(400)
+			_, _ = w.Write([]byte(`{"Code":"Throttling.User","Message":"flow control","RequestId":"r"}`))
+			return
+		}
+		_, _ = w.Write([]byte(`{"RequestId":"r2","DomainDetail":{"DomainName":"play.example.com"}}`))
+	}))
+	defer srv.Close()
+	lim := &recordingLimiter{}
+	c := newClient(t, srv.URL, liveapi.Options{Limiter: lim})
+	if _, err := c.DescribeDomain(context.Background(), "play.example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if len(lim.waits) != 2 || lim.waits[0] != "DescribeLiveDomainDetail" {
+		t.Fatalf("budget spent for %v, want two DescribeLiveDomainDetail attempts", lim.waits)
+	}
+	if len(lim.throttled) != 1 || lim.throttled[0] != 300*time.Millisecond {
+		t.Fatalf("throttles reported %v, want one with the API's 300 ms", lim.throttled)
 	}
 }
