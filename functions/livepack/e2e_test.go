@@ -254,7 +254,7 @@ func TestFunctionComputeRuntime(t *testing.T) {
 // TestStartRejectsBadConfig: a bad variable stops the function at start with one line naming it.
 func TestStartRejectsBadConfig(t *testing.T) {
 	cmd := exec.Command(bootstrap)
-	cmd.Env = []string{"AWS_LAMBDA_RUNTIME_API=127.0.0.1:1", "LIVEPACK_RATE=1000", "LIVEPACK_STATE=ftp://x", "HOME=" + t.TempDir()}
+	cmd.Env = []string{"AWS_LAMBDA_RUNTIME_API=127.0.0.1:1", "LIVEPACK_RATE=0", "LIVEPACK_STATE=ftp://x", "HOME=" + t.TempDir()}
 	out, err := cmd.CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
 		t.Fatalf("exit %v, want 2: %s", err, out)

@@ -100,7 +100,7 @@ func TestInvokeWithRedisState(t *testing.T) {
 	if code != 0 || !strings.Contains(out, `"replayed": true`) {
 		t.Fatalf("second: exit %d\n%s\n%s", code, out, errs)
 	}
-	if n, err := rdb.Exists(context.Background(), "livepack:{cli.cn-shanghai}:quota").Result(); err != nil || n != 1 {
+	if n, err := rdb.Exists(context.Background(), "livepack:{cli.cn-shanghai}:quota:package").Result(); err != nil || n != 1 {
 		t.Fatalf("the shared quota key is missing: %d %v", n, err)
 	}
 }

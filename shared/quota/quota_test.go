@@ -298,7 +298,6 @@ func TestBudget(t *testing.T) {
 	}
 }
 
-
 func BenchmarkLocal(b *testing.B) {
 	l := NewLocal(math.MaxInt32, WithWindow(time.Second))
 	ctx := context.Background()
