@@ -191,7 +191,7 @@ func TestRedisMatchesLocal(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Redis answers in whole milliseconds, rounded up.
-		if wantMS := time.Duration(math.Ceil(float64(want)/float64(time.Millisecond))) * time.Millisecond; got != wantMS {
+		if wantRounded := time.Duration(math.Ceil(float64(want)/float64(time.Millisecond))) * time.Millisecond; got != wantRounded {
 			t.Fatalf("step %d (%s %s): redis waits %s, local %s", i, lane, action, got, want)
 		}
 	}
