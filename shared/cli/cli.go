@@ -66,7 +66,7 @@ var commands []*command
 
 func init() {
 	commands = []*command{invokeCommand, validateCommand, planCommand, applyCommand, exportCommand,
-		emulatorCommand, serveCommand, helpCommand, versionCommand}
+		schemaCommand, emulatorCommand, serveCommand, helpCommand, versionCommand}
 }
 
 func lookup(name string) *command {

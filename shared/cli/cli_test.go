@@ -274,3 +274,10 @@ func stripANSI(s string) string {
 		s = s[:i] + s[i+j+1:]
 	}
 }
+
+func TestSchemaCommand(t *testing.T) {
+	code, out, _ := run(t, nil, "", "schema")
+	if code != 0 || !json.Valid([]byte(out)) || !strings.Contains(out, `"$schema": "https://json-schema.org/draft/2020-12/schema"`) {
+		t.Fatalf("schema: exit %d\n%s", code, out)
+	}
+}
