@@ -346,11 +346,7 @@ func (s *session) recordPlanned(ctx context.Context, st step, di *domainInfo) (i
 		return idempotency.PendingNotice{}, false, nil
 	}
 	pn := idempotency.PendingNotice{ID: n.ID, Event: n.JSON, Sinks: s.e.sinkNames()}
-	pending := append(append([]idempotency.PendingNotice{}, s.notices...), pn)
-	pending = append(append(pending, s.uncertain...), s.planned...)
-	rec := idempotency.Record{Key: s.key, Status: idempotency.InProgress, PayloadHash: s.hash,
-		LeaseUntil: idempotency.LeaseUntil(s.e.now()), Pending: pending, Token: s.token}
-	if err := s.e.store.Put(ctx, rec); err != nil {
+	if err := s.e.store.Plan(ctx, s.key, s.token, pn); err != nil {
 		if errors.Is(err, idempotency.ErrFenced) {
 			s.lease.cancel(err)
 			return idempotency.PendingNotice{}, false, err

@@ -191,3 +191,44 @@ func TestReportAndEnforceSameKey(t *testing.T) {
 		t.Fatalf("enforce: %v %+v", err, enf)
 	}
 }
+
+// TestBacklogBounded: the notices earlier runs left pending go out in bounded steps: one
+// invocation delivers at most apply.BacklogKeys earlier records after its own notice, and the
+// next invocations deliver the rest, each notice once.
+func TestBacklogBounded(t *testing.T) {
+	for name, mk := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, mk())
+			e.recv.mu.Lock()
+			e.recv.failNext = 1 << 20
+			e.recv.mu.Unlock()
+			const stuck = apply.BacklogKeys + 5
+			for i := range stuck {
+				ps, hash := parse(t, fmt.Sprintf(`{"DomainName":"play.example.com","AppName":"app%d","StreamName":"*","Protocol":"HLS_CMAF"}`, i))
+				ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+				_, err := e.engine().Apply(ctx, "direct", fmt.Sprint("k", i), hash, ps)
+				cancel()
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			e.recv.mu.Lock()
+			e.recv.failNext = 0
+			e.recv.mu.Unlock()
+			next := func(i int) {
+				ps, hash := parse(t, fmt.Sprintf(`{"DomainName":"play.example.com","AppName":"new%d","StreamName":"*","Protocol":"HLS_CMAF"}`, i))
+				if _, err := e.engine().Apply(ctxT(t, 20*time.Second), "direct", fmt.Sprint("n", i), hash, ps); err != nil {
+					t.Fatal(err)
+				}
+			}
+			next(0)
+			if _, total, _ := e.recv.counts(); total != 1+apply.BacklogKeys {
+				t.Fatalf("first invocation delivered %d notices, want its own and %d of the backlog", total, apply.BacklogKeys)
+			}
+			next(1)
+			if n, total, _ := e.recv.counts(); n != stuck+2 || total != stuck+2 {
+				t.Fatalf("after the second invocation: %d distinct / %d total, want %d", n, total, stuck+2)
+			}
+		})
+	}
+}

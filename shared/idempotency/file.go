@@ -1,6 +1,7 @@
 package idempotency
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,6 +18,8 @@ var (
 	bucket = []byte("idempotency")
 	// delivered is the delivered-notices record.
 	delivered = []byte("delivered")
+	// planned holds each key's planned notices, one entry per notice (key NUL id).
+	planned = []byte("planned")
 )
 
 // lockTimeout is how long a second process waits for the file's lock before failing: long
@@ -44,6 +47,9 @@ func NewFile(path string) (*File, error) {
 	}
 	if err := db.Update(func(tx *bolt.Tx) error {
 		if _, err := tx.CreateBucketIfNotExists(bucket); err != nil {
+			return err
+		}
+		if _, err := tx.CreateBucketIfNotExists(planned); err != nil {
 			return err
 		}
 		_, err := tx.CreateBucketIfNotExists(delivered)
@@ -88,7 +94,19 @@ func (f *File) Acquire(_ context.Context, key, hash string, leaseUntil time.Time
 		}
 		write, t, o, derr := decide(cur, key, hash, leaseUntil, f.now())
 		out, token, decision = o, t, derr
+		if o != nil {
+			ps, err := plannedOf(tx, key)
+			if err != nil {
+				return err
+			}
+			o.Pending = append(o.Pending, ps...)
+		}
 		if write != nil {
+			if o == nil { // a fresh record: notices planned under an expired one are gone
+				if err := clearPlanned(tx, key); err != nil {
+					return err
+				}
+			}
 			return put(b, *write)
 		}
 		return nil
@@ -99,8 +117,53 @@ func (f *File) Acquire(_ context.Context, key, hash string, leaseUntil time.Time
 	return token, out, decision
 }
 
+func plannedPrefix(key string) []byte { return []byte(key + "\x00") }
+
+func plannedOf(tx *bolt.Tx, key string) ([]PendingNotice, error) {
+	var out []PendingNotice
+	c := tx.Bucket(planned).Cursor()
+	p := plannedPrefix(key)
+	for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+		var pn PendingNotice
+		if err := json.Unmarshal(v, &pn); err != nil {
+			return nil, fmt.Errorf("idempotency: planned notice of %s: %w", key, err)
+		}
+		out = append(out, pn)
+	}
+	return out, nil
+}
+
+func clearPlanned(tx *bolt.Tx, key string) error {
+	c := tx.Bucket(planned).Cursor()
+	p := plannedPrefix(key)
+	for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Seek(p) {
+		if err := c.Delete(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Plan implements Store: one small write per notice.
+func (f *File) Plan(_ context.Context, key, token string, pn PendingNotice) error {
+	if token == "" {
+		return ErrFenced
+	}
+	v, err := json.Marshal(pn)
+	if err != nil {
+		return err
+	}
+	err = f.holder(key, token, func(tx *bolt.Tx, _ *bolt.Bucket, _ *Record) error {
+		return tx.Bucket(planned).Put(append(plannedPrefix(key), pn.ID...), v)
+	})
+	if err != nil {
+		return fmt.Errorf("idempotency: plan %s: %w", key, err)
+	}
+	return nil
+}
+
 // holder runs fn on the key's record in one transaction, if token still holds it.
-func (f *File) holder(key, token string, fn func(b *bolt.Bucket, cur *Record) error) error {
+func (f *File) holder(key, token string, fn func(tx *bolt.Tx, b *bolt.Bucket, cur *Record) error) error {
 	return f.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucket)
 		cur, err := get(b, key)
@@ -110,7 +173,7 @@ func (f *File) holder(key, token string, fn func(b *bolt.Bucket, cur *Record) er
 		if err := fenced(cur, token, f.now()); err != nil {
 			return err
 		}
-		return fn(b, cur)
+		return fn(tx, b, cur)
 	})
 }
 
@@ -119,7 +182,7 @@ func (f *File) Renew(_ context.Context, key, token string, leaseUntil time.Time)
 	if token == "" {
 		return ErrFenced
 	}
-	err := f.holder(key, token, func(b *bolt.Bucket, cur *Record) error {
+	err := f.holder(key, token, func(_ *bolt.Tx, b *bolt.Bucket, cur *Record) error {
 		cur.LeaseUntil = leaseUntil
 		return put(b, *cur)
 	})
@@ -132,7 +195,13 @@ func (f *File) Renew(_ context.Context, key, token string, leaseUntil time.Time)
 // Put implements Store.
 func (f *File) Put(_ context.Context, rec Record) error {
 	rec = withExpiry(rec, f.now())
-	if err := f.holder(rec.Key, rec.Token, func(b *bolt.Bucket, _ *Record) error { return put(b, rec) }); err != nil {
+	put := func(tx *bolt.Tx, b *bolt.Bucket, _ *Record) error {
+		if err := clearPlanned(tx, rec.Key); err != nil {
+			return err
+		}
+		return put(b, rec)
+	}
+	if err := f.holder(rec.Key, rec.Token, put); err != nil {
 		return fmt.Errorf("idempotency: put %s: %w", rec.Key, err)
 	}
 	return nil
@@ -140,7 +209,13 @@ func (f *File) Put(_ context.Context, rec Record) error {
 
 // Delete implements Store.
 func (f *File) Delete(_ context.Context, key, token string) error {
-	if err := f.holder(key, token, func(b *bolt.Bucket, _ *Record) error { return b.Delete([]byte(key)) }); err != nil {
+	del := func(tx *bolt.Tx, b *bolt.Bucket, _ *Record) error {
+		if err := clearPlanned(tx, key); err != nil {
+			return err
+		}
+		return b.Delete([]byte(key))
+	}
+	if err := f.holder(key, token, del); err != nil {
 		return fmt.Errorf("idempotency: delete %s: %w", key, err)
 	}
 	return nil
@@ -243,6 +318,7 @@ func (f *File) Pending(context.Context) ([]Record, error) {
 		})
 		for _, k := range expired {
 			_ = b.Delete(k)
+			_ = clearPlanned(tx, string(k))
 		}
 		if err != nil {
 			return err

@@ -58,6 +58,22 @@ func (m *Memory) Renew(_ context.Context, key, token string, leaseUntil time.Tim
 	return nil
 }
 
+// Plan implements Store.
+func (m *Memory) Plan(_ context.Context, key, token string, pn PendingNotice) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cur := m.get(key)
+	if token == "" {
+		return ErrFenced
+	}
+	if err := fenced(cur, token, m.now()); err != nil {
+		return err
+	}
+	cur.Pending = append(cur.Pending, pn)
+	m.recs[key] = clone(*cur)
+	return nil
+}
+
 // Put implements Store.
 func (m *Memory) Put(_ context.Context, rec Record) error {
 	m.mu.Lock()

@@ -27,18 +27,22 @@ func NewRedis(rdb redis.UniversalClient, prefix string) *Redis {
 }
 
 // acquireScript is decide() in Lua; see Store.Acquire for the rule.
+// KEYS[2] is the key's planned notices (a hash: id → notice JSON), returned after the record.
 var acquireScript = redis.NewScript(`
 local cur = redis.call('HMGET', KEYS[1], 'status', 'hash', 'lease', 'rec')
 if not cur[1] then
   redis.call('HSET', KEYS[1], 'status', 'INPROGRESS', 'hash', ARGV[1], 'lease', ARGV[2], 'rec', ARGV[4], 'token', ARGV[6])
   redis.call('PEXPIREAT', KEYS[1], ARGV[5])
+  redis.call('DEL', KEYS[2])
   return {'fresh'}
 end
 if cur[2] ~= ARGV[1] then return {'mismatch'} end
 if cur[1] == 'COMPLETED' then return {'completed', cur[4], cur[3]} end
 if tonumber(cur[3]) > tonumber(ARGV[3]) then return {'inprogress'} end
 redis.call('HSET', KEYS[1], 'lease', ARGV[2], 'token', ARGV[6])
-return {'takeover', cur[4], cur[3]}
+local out = {'takeover', cur[4], cur[3]}
+for _, v in ipairs(redis.call('HVALS', KEYS[2])) do table.insert(out, v) end
+return out
 `)
 
 // Acquire implements Store.
@@ -50,7 +54,7 @@ func (r *Redis) Acquire(ctx context.Context, key, hash string, leaseUntil time.T
 	if err != nil {
 		return "", nil, err
 	}
-	res, err := acquireScript.Run(ctx, r.rdb, []string{r.prefix + key}, hash, leaseUntil.UnixMilli(), now.UnixMilli(), js, fresh.ExpiresAt.UnixMilli(), token).StringSlice()
+	res, err := acquireScript.Run(ctx, r.rdb, []string{r.prefix + key, r.plannedKey(key)}, hash, leaseUntil.UnixMilli(), now.UnixMilli(), js, fresh.ExpiresAt.UnixMilli(), token).StringSlice()
 	if err != nil {
 		return "", nil, fmt.Errorf("idempotency: redis acquire %s: %w", key, err)
 	}
@@ -68,6 +72,13 @@ func (r *Redis) Acquire(ctx context.Context, key, hash string, leaseUntil time.T
 	rec, err := decodeRecord(res[1], res[2])
 	if err != nil {
 		return "", nil, fmt.Errorf("idempotency: redis record %s: %w", key, err)
+	}
+	for _, js := range res[3:] {
+		var pn PendingNotice
+		if err := json.Unmarshal([]byte(js), &pn); err != nil {
+			return "", nil, fmt.Errorf("idempotency: redis planned notice of %s: %w", key, err)
+		}
+		rec.Pending = append(rec.Pending, pn)
 	}
 	if res[0] == "completed" {
 		token = ""
@@ -97,6 +108,7 @@ if ARGV[1] ~= '' and redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return
 var putScript = redis.NewScript(fence + `
 redis.call('HSET', KEYS[1], 'status', ARGV[2], 'hash', ARGV[3], 'lease', ARGV[4], 'rec', ARGV[5], 'token', ARGV[1])
 redis.call('PEXPIREAT', KEYS[1], ARGV[6])
+redis.call('DEL', KEYS[3])
 if ARGV[2] == 'APPLIED' then
   redis.call('ZADD', KEYS[2], ARGV[4], ARGV[7])
 else
@@ -110,8 +122,15 @@ redis.call('HSET', KEYS[1], 'lease', ARGV[2])
 return 'ok'
 `)
 
+var planScript = redis.NewScript(fence + `
+if ARGV[1] == '' then return 'fenced' end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], math.max(redis.call('PTTL', KEYS[1]), 1))
+return 'ok'
+`)
+
 var deleteScript = redis.NewScript(fence + `
-redis.call('DEL', KEYS[1])
+redis.call('DEL', KEYS[1], KEYS[3])
 redis.call('ZREM', KEYS[2], ARGV[2])
 return 'ok'
 `)
@@ -133,9 +152,21 @@ func (r *Redis) Put(ctx context.Context, rec Record) error {
 	if err != nil {
 		return err
 	}
-	res, err := putScript.Run(ctx, r.rdb, []string{r.prefix + rec.Key, r.index()}, rec.Token, string(rec.Status), rec.PayloadHash,
+	res, err := putScript.Run(ctx, r.rdb, []string{r.prefix + rec.Key, r.index(), r.plannedKey(rec.Key)}, rec.Token, string(rec.Status), rec.PayloadHash,
 		rec.LeaseUntil.UnixMilli(), js, rec.ExpiresAt.UnixMilli(), rec.Key).Text()
 	return fencedReply(res, err, "put", rec.Key)
+}
+
+func (r *Redis) plannedKey(key string) string { return r.prefix + "planned:" + key }
+
+// Plan implements Store: one HSET of one notice.
+func (r *Redis) Plan(ctx context.Context, key, token string, pn PendingNotice) error {
+	js, err := json.Marshal(pn)
+	if err != nil {
+		return err
+	}
+	res, err := planScript.Run(ctx, r.rdb, []string{r.prefix + key, r.plannedKey(key)}, token, pn.ID, js).Text()
+	return fencedReply(res, err, "plan", key)
 }
 
 // Renew implements Store.
@@ -149,7 +180,7 @@ func (r *Redis) Renew(ctx context.Context, key, token string, leaseUntil time.Ti
 
 // Delete implements Store.
 func (r *Redis) Delete(ctx context.Context, key, token string) error {
-	res, err := deleteScript.Run(ctx, r.rdb, []string{r.prefix + key, r.index()}, token, key).Text()
+	res, err := deleteScript.Run(ctx, r.rdb, []string{r.prefix + key, r.index(), r.plannedKey(key)}, token, key).Text()
 	return fencedReply(res, err, "delete", key)
 }
 

@@ -89,8 +89,14 @@ type Store interface {
 	// Renew extends the lease of the holder of token (the heartbeat of a run at work); it
 	// fails with ErrFenced when the key is no longer the token's.
 	Renew(ctx context.Context, key, token string, leaseUntil time.Time) error
-	// Put writes rec (the holder saving its progress, Applied or Completed). rec.Token must be
-	// the key's current token, else ErrFenced and nothing is written.
+	// Plan appends one notice to the key's planned notices, before the write it announces:
+	// one notice is written, not the key's whole list, so a run of n changes writes O(n), not
+	// O(n²). A later Acquire that takes the key over returns them in prev.Pending. token must
+	// hold the key (ErrFenced otherwise).
+	Plan(ctx context.Context, key, token string, pn PendingNotice) error
+	// Put writes rec (the holder saving its progress, Applied or Completed); rec.Pending
+	// replaces the planned notices. rec.Token must be the key's current token, else ErrFenced
+	// and nothing is written.
 	Put(ctx context.Context, rec Record) error
 	// Delete removes the key if token is still its token (ErrFenced otherwise): a failed
 	// apply gives it up so a retry starts fresh.

@@ -3,7 +3,10 @@ package idempotency
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -416,4 +419,85 @@ func TestFileLockedByAnotherProcess(t *testing.T) {
 	if !errors.Is(err, bolterrors.ErrTimeout) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "locked") {
 		t.Fatalf("second open: %v; want a clear lock timeout naming the file", err)
 	}
+}
+
+// TestPlanAppends: planned notices are appended one by one under the lease, returned to the run
+// that takes the key over, replaced by the holder's Put, and refused to a fenced token.
+func TestPlanAppends(t *testing.T) {
+	ctx := context.Background()
+	for name, mk := range constructors(t) {
+		t.Run(name, func(t *testing.T) {
+			s := mk(t)
+			defer s.Close()
+			tok, _, err := s.Acquire(ctx, "k", "h", time.Now().Add(-time.Millisecond))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, id := range []string{"a", "b", "c"} {
+				if err := s.Plan(ctx, "k", tok, PendingNotice{ID: id, Event: []byte(`{"id":"` + id + `"}`), Sinks: []string{"s"}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tok2, prev, err := s.Acquire(ctx, "k", "h", time.Now().Add(time.Minute))
+			if err != nil || prev == nil || len(prev.Pending) != 3 {
+				t.Fatalf("takeover: %+v %v", prev, err)
+			}
+			if err := s.Plan(ctx, "k", tok, PendingNotice{ID: "late"}); !errors.Is(err, ErrFenced) {
+				t.Fatalf("plan by the old holder: %v", err)
+			}
+			if err := s.Put(ctx, Record{Key: "k", Status: InProgress, PayloadHash: "h", Token: tok2, Pending: []PendingNotice{{ID: "only"}}}); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Renew(ctx, "k", tok2, time.Now().Add(-time.Millisecond)); err != nil {
+				t.Fatal(err)
+			}
+			_, prev, err = s.Acquire(ctx, "k", "h", time.Now().Add(time.Minute))
+			if err != nil || prev == nil || len(prev.Pending) != 1 || prev.Pending[0].ID != "only" {
+				t.Fatalf("after put: %+v %v", prev, err)
+			}
+		})
+	}
+}
+
+// TestPlanWritesLinear: 190 planned notices of 1.5 KB write about their own size to the state
+// file, not the square of their number (rewriting the list each time wrote 28 MB).
+func TestPlanWritesLinear(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "state.db")
+	s, err := NewFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	tok, _, err := s.Acquire(ctx, "k", "h", time.Now().Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := []byte(`{"data":"` + strings.Repeat("x", 1500) + `"}`)
+	before := wchar(t)
+	for i := range 190 {
+		if err := s.Plan(ctx, "k", tok, PendingNotice{ID: fmt.Sprint("n", i), Event: ev, Sinks: []string{"s"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	written := wchar(t) - before
+	if written > 8<<20 {
+		t.Fatalf("%d bytes written for 190 notices of 1.5 KB", written)
+	}
+}
+
+// wchar is the bytes this process has written so far (Linux /proc/self/io).
+func wchar(t *testing.T) int64 {
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		t.Skip("no /proc/self/io to count the bytes written")
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "wchar: "); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	t.Skip("no wchar in /proc/self/io")
+	return 0
 }
