@@ -2,13 +2,18 @@ package apply
 
 import (
 	"context"
+	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/livepack/livepack/shared/classify"
 	"github.com/livepack/livepack/shared/idempotency"
+	"github.com/livepack/livepack/shared/liveapi"
 	"github.com/livepack/livepack/shared/notify"
 	"github.com/livepack/livepack/shared/policy"
 	"github.com/livepack/livepack/shared/quota"
@@ -16,7 +21,7 @@ import (
 
 // Reconcile modes.
 const (
-	// Report lists drift and sends one summary notice; it writes nothing.
+	// Report lists drift and notifies when it changes; it writes nothing.
 	Report = "report"
 	// Enforce applies the differences, with one notice per change.
 	Enforce = "enforce"
@@ -25,13 +30,68 @@ const (
 // reserve is the time a reconcile keeps in hand before its deadline to record and answer.
 const reserve = 3 * time.Second
 
-// Reconcile walks every online play domain, expands the policies' DomainName globs over them,
-// plans every domain and, in enforce mode, applies the differences. policies nil means the
-// default policies. It stops before the deadline, saying how far it got.
+// ListCap is the most configs a reconcile result lists: those created, updated, deleted,
+// drifted or failed, in the order checked. The rest are counted (ReconcileSummary.Truncated),
+// so the result document stays small whatever the account's size.
+const ListCap = 100
+
+// Cursor saves: a run that crashes re-checks at most saveEvery domains, and a save every
+// saveInterval also renews the cursor's lease while a slow run holds it.
+const (
+	saveEvery    = liveapi.DomainPageSize
+	saveInterval = 5 * time.Second
+)
+
+// cursorState is a reconcile's place in its pass, kept in the state store between runs.
 //
-// Calls: the DescribeLiveUserDomains pages, then per domain one DescribeLiveDomainDetail and
-// the DescribeLivePackageConfig pages, and per changed domain one online-stream listing plus
-// one write per change.
+// A pass first lists the online play domains page by page into the cursor's pages (that list
+// is the set of domains that existed at the pass's start), then checks them in that order.
+// Each run resumes at (Page, Index), the domain after the last one it finished.
+type cursorState struct {
+	Pass      int       `json:"pass"`
+	StartedAt time.Time `json:"startedAt"`
+	// Listed: every domain is in the pages. Until then ListPage is the next API page to read
+	// and Expected the total the API announced.
+	Listed   bool  `json:"listed"`
+	ListPage int   `json:"listPage"`
+	Expected int64 `json:"expected"`
+	Pages    int   `json:"pages"`
+	Total    int   `json:"total"`
+	// Page and Index locate the next domain to check.
+	Page  int `json:"page"`
+	Index int `json:"index"`
+	// Pass totals so far.
+	Checked int   `json:"checked"`
+	Gone    int   `json:"gone"`
+	Drift   int   `json:"drift"`
+	Failed  int   `json:"failed"`
+	Calls   int64 `json:"calls"`
+	// Digest identifies the drift found in the pass so far: the XOR of each domain's drift
+	// digest, so the order domains are checked in does not matter.
+	Digest      string    `json:"digest"`
+	Done        bool      `json:"done"`
+	CompletedAt time.Time `json:"completedAt,omitzero"`
+	// Last is the previous complete pass.
+	Last *lastPass `json:"last,omitempty"`
+}
+
+type lastPass struct {
+	Pass        int       `json:"pass"`
+	CompletedAt time.Time `json:"completedAt"`
+	Domains     int       `json:"domains"`
+	Drift       int       `json:"drift"`
+	Digest      string    `json:"digest"`
+}
+
+// Reconcile checks every online play domain against the policies (nil: the default policies),
+// expanding their DomainName globs, and in enforce mode repairs what differs. Successive runs
+// make passes over the account: each resumes after the last domain the previous run finished,
+// from a cursor kept in the state store per policy set, and stops before the deadline. One run
+// at a time holds the cursor; another that overlaps it says so and stops.
+//
+// Calls: a pass lists the domains once (one DescribeLiveUserDomains page per 50), then per
+// domain the DescribeLivePackageConfig pages, and per changed domain one online-stream listing,
+// one domain detail and one write per change.
 func (e *Engine) Reconcile(ctx context.Context, trigger, key, mode string, policies []policy.Policy) (Result, error) {
 	ctx = quota.WithLane(ctx, quota.Scheduled) // the quota goes to interactive triggers first
 	if policies == nil {
@@ -42,68 +102,493 @@ func (e *Engine) Reconcile(ctx context.Context, trigger, key, mode string, polic
 	}
 	hb, _ := json.Marshal(policies)
 	hash := hashStrings("reconcile", mode, string(hb))
+	stats := liveapi.StatsFrom(ctx)
+	if stats == nil {
+		stats = &liveapi.Stats{}
+		ctx = liveapi.WithStats(ctx, stats)
+	}
 	// The mode is part of the record's key: a report and an enforce schedule of the same minute
 	// are two runs, not one key reused with another payload.
 	return e.run(ctx, trigger, key, trigger+":"+mode+":"+key, hash, func(ctx context.Context, s *session) (Result, error) {
-		res := Result{Trigger: trigger, Key: key, Results: []PolicyResult{}}
-		sum := &ReconcileSummary{Mode: mode}
-		res.Reconcile = sum
-		s.calls++
-		domains, err := e.api.ListDomains(ctx, playDomain, "online")
-		if err != nil {
-			sum.Note = "listing domains failed: " + err.Error()
-			sum.Calls = s.calls
-			if unfinished(err) {
-				return res, notDone([]error{fmt.Errorf("list domains: %w", err)})
-			}
-			return res, nil
+		r := &reconciler{e: e, s: s, trigger: trigger, key: key, mode: mode, policies: policies, stats: stats,
+			name: "reconcile:" + hashStrings("policies", string(hb))[:16], marks: map[string]string{}}
+		return r.reconcile(ctx)
+	})
+}
+
+// reconciler is one reconcile run.
+type reconciler struct {
+	e        *Engine
+	s        *session
+	trigger  string
+	key      string
+	mode     string
+	policies []policy.Policy
+	name     string
+	cur      idempotency.Cursors
+	stats    *liveapi.Stats
+	st       cursorState
+	sum      *ReconcileSummary
+	res      *Result
+	start    time.Time
+	calls0   int64
+	saved    time.Time
+	unsaved  int
+	// marks are the drift digests this run changed, written when it ends.
+	marks   map[string]string
+	changed []notify.Drift
+	cleared []string
+	chTrunc int
+}
+
+func (r *reconciler) reconcile(ctx context.Context) (Result, error) {
+	r.start, r.calls0 = r.e.now(), r.stats.Calls.Load()
+	r.res = &Result{Trigger: r.trigger, Key: r.key, Results: []PolicyResult{}}
+	r.sum = &ReconcileSummary{Mode: r.mode, Outcomes: map[string]int{}}
+	r.res.Reconcile = r.sum
+	cur, ok := r.e.store.(idempotency.Cursors)
+	if !ok {
+		return *r.res, fmt.Errorf("apply: reconcile: the state store %T keeps no cursor", r.e.store)
+	}
+	r.cur = cur
+	raw, err := cur.ClaimCursor(ctx, r.name, r.s.key, r.lease(ctx))
+	if errors.Is(err, idempotency.ErrCursorHeld) {
+		r.sum.Busy = true
+		r.sum.Note = "another reconcile of these policies is running (" + err.Error() + "); this run stops"
+		r.s.log.Warn("reconcile already running; this run stops", "cursor", r.name, "err", err)
+		return *r.res, nil
+	}
+	if err != nil {
+		return *r.res, fmt.Errorf("apply: reconcile: %w", err)
+	}
+	if raw != nil {
+		if err := json.Unmarshal(raw, &r.st); err != nil {
+			r.s.log.Warn("unreadable reconcile cursor; starting a new pass", "cursor", r.name, "err", err)
+			r.st = cursorState{}
 		}
-		sort.Slice(domains, func(i, j int) bool { return domains[i].DomainName < domains[j].DomainName })
-		sum.Domains = len(domains)
-		var retryErr error
-		for _, d := range domains {
-			if dl, ok := ctx.Deadline(); ok && time.Until(dl) < reserve {
-				sum.Note = fmt.Sprintf("stopped before the deadline after %d of %d domains; the next run continues", sum.Checked, sum.Domains)
-				break
+	}
+	if raw == nil || r.st.Done || r.st.Pass == 0 {
+		if err := r.newPass(ctx); err != nil {
+			r.release(ctx)
+			return *r.res, err
+		}
+	}
+	r.s.log.Info("reconcile resumes", "cursor", r.name, "pass", r.st.Pass, "checked", r.st.Checked, "total", r.st.Total, "listed", r.st.Listed)
+	stop, werr := r.walk(ctx)
+	r.finish(ctx, stop)
+	return *r.res, werr
+}
+
+// cursorGrace outlasts the run's deadline a little, as the platform may still be answering;
+// cursorNoDeadline is the lease of a run with no deadline (the CLI), renewed by every save.
+const (
+	cursorGrace      = 10 * time.Second
+	cursorNoDeadline = 5 * time.Minute
+)
+
+// lease is the cursor's lease: to the run's deadline, since a run never outlives it, so a
+// crashed run blocks the cursor only until the time it would have ended anyway.
+func (r *reconciler) lease(ctx context.Context) time.Time {
+	if dl, ok := ctx.Deadline(); ok && dl.After(r.e.now()) {
+		return dl.Add(cursorGrace)
+	}
+	return r.e.now().Add(cursorNoDeadline)
+}
+
+// newPass starts a pass: the previous pass's pages go, the count restarts.
+func (r *reconciler) newPass(ctx context.Context) error {
+	prev := r.st
+	r.st = cursorState{Pass: prev.Pass + 1, StartedAt: r.e.now().UTC(), ListPage: 1, Last: prev.Last}
+	if prev.Done {
+		r.st.Last = &lastPass{Pass: prev.Pass, CompletedAt: prev.CompletedAt, Domains: prev.Total, Drift: prev.Drift, Digest: prev.Digest}
+	}
+	if err := r.cur.DropCursorPages(ctx, r.name); err != nil {
+		return fmt.Errorf("apply: reconcile: new pass: %w", err)
+	}
+	r.s.log.Info("reconcile starts a pass", "cursor", r.name, "pass", r.st.Pass)
+	return nil
+}
+
+// timeUp reports whether the run must stop to keep its reserve before the deadline.
+func (r *reconciler) timeUp(ctx context.Context) bool {
+	dl, ok := ctx.Deadline()
+	return (ok && dl.Sub(r.e.now()) < reserve) || ctx.Err() != nil
+}
+
+// walk lists and checks domains until the pass ends or the run must stop; stop says why it
+// stopped early ("" when the pass completed).
+func (r *reconciler) walk(ctx context.Context) (stop string, err error) {
+	for !r.st.Listed {
+		if r.timeUp(ctx) {
+			return "deadline", nil
+		}
+		if stop, err := r.listPage(ctx); stop != "" || err != nil {
+			return stop, err
+		}
+	}
+	for r.st.Page < r.st.Pages {
+		items, err := r.cur.CursorPage(ctx, r.name, r.st.Page)
+		if err != nil {
+			return "store", fmt.Errorf("apply: reconcile: %w", err)
+		}
+		marks, err := r.cur.CursorMarks(ctx, r.name, items)
+		if err != nil {
+			return "store", fmt.Errorf("apply: reconcile: %w", err)
+		}
+		for r.st.Index < len(items) {
+			if r.timeUp(ctx) {
+				return "deadline", nil
 			}
-			var ps []policy.Policy
-			for _, p := range policies {
-				if p.MatchesDomain(d.DomainName) {
-					p.DomainName = d.DomainName
-					ps = append(ps, p)
+			if stop, err := r.check(ctx, items[r.st.Index], marks); stop != "" {
+				return stop, err
+			}
+			r.st.Index++
+			if stop := r.progress(ctx); stop != "" {
+				return stop, nil
+			}
+		}
+		r.st.Page, r.st.Index = r.st.Page+1, 0
+	}
+	return "", nil
+}
+
+// listPage reads the next page of domains into the cursor's pages.
+func (r *reconciler) listPage(ctx context.Context) (string, error) {
+	p, err := r.e.api.DomainsPage(ctx, playDomain, "online", r.st.ListPage)
+	if err != nil {
+		r.sum.Note = joinNote(r.sum.Note, "listing domains failed: "+err.Error())
+		if halts(err) {
+			return "quota", nil
+		}
+		if unfinished(err) {
+			return "list", notDone([]error{fmt.Errorf("list domains: %w", err)})
+		}
+		return "list", nil
+	}
+	names := make([]string, 0, len(p.Domains))
+	for _, d := range p.Domains {
+		names = append(names, d.DomainName)
+	}
+	if len(names) > 0 {
+		if err := r.cur.PutCursorPage(ctx, r.name, r.st.Pages, names); err != nil {
+			return "store", fmt.Errorf("apply: reconcile: %w", err)
+		}
+		r.st.Pages++
+	}
+	r.st.Total += len(names)
+	r.st.Expected = p.Total
+	r.st.ListPage++
+	if len(names) < liveapi.DomainPageSize || int64(r.st.Total) >= p.Total {
+		r.st.Listed = true
+		r.s.log.Info("reconcile listed the pass's domains", "cursor", r.name, "pass", r.st.Pass, "domains", r.st.Total)
+	}
+	return "", r.save(ctx, false)
+}
+
+// halts reports errors after which checking more domains now is pointless: the quota is spent
+// or the invocation is ending. The domain at hand is checked again by the next run.
+func halts(err error) bool {
+	return errors.Is(err, quota.ErrExhausted) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
+}
+
+// isGone reports an error saying the domain no longer exists.
+func isGone(err error) bool {
+	var ae *liveapi.Error
+	return errors.Is(err, liveapi.ErrNotFound) && errors.As(err, &ae) && strings.HasPrefix(ae.Code, "InvalidDomain")
+}
+
+// check plans (and in enforce mode applies) the policies of one domain. It returns a reason to
+// stop the run without counting the domain as checked, and for a misconfiguration (a wrong
+// key, a missing permission: every domain would fail alike) or a lost key lease, the error.
+func (r *reconciler) check(ctx context.Context, name string, marks map[string]string) (string, error) {
+	var ps []policy.Policy
+	for _, p := range r.policies {
+		if p.MatchesDomain(name) {
+			p.DomainName = name
+			ps = append(ps, p)
+		}
+	}
+	ps = dedupe(ps)
+	s := r.s
+	di := &domainInfo{d: liveapi.Domain{DomainName: name, LiveDomainType: playDomain, DomainStatus: "online"}}
+	s.domains[name] = di
+	defer func() {
+		// A crashed run's planned notices are matched against the configs read: keep them
+		// only then, so memory does not grow with the account.
+		if len(s.planned) == 0 {
+			delete(s.domains, name)
+		}
+	}()
+	var drift []notify.Drift
+	if len(ps) > 0 {
+		if err := s.loadConfigs(ctx, name, di, false); err != nil {
+			switch {
+			case halts(err):
+				r.sum.Note = joinNote(r.sum.Note, "stopped at "+name+": "+reasonFor(err))
+				return "quota", nil
+			case classify.Of(err) == classify.Misconfig:
+				r.sum.Note = joinNote(r.sum.Note, "stopped at "+name+": "+reasonFor(err))
+				return "misconfig", notDone([]error{err})
+			case isGone(err):
+				// Listed at the pass's start, deleted since: nothing left to check.
+				r.st.Gone++
+				r.sum.Gone++
+			default:
+				for _, p := range ps {
+					r.record(PolicyResult{DomainName: name, AppName: p.AppName, StreamName: p.StreamName, Outcome: Failed,
+						Errors: apiFieldErrors(err), Reason: reasonFor(err), Warnings: p.Warnings})
 				}
 			}
-			sum.Checked++
-			if _, ok := s.domains[d.DomainName]; !ok {
-				s.domains[d.DomainName] = &domainInfo{d: d}
+			r.countChecked()
+			r.noteDrift(name, nil, marks)
+			return "", nil
+		}
+		report := r.mode == Report
+		for _, p := range ps {
+			pr, err := s.applyOne(ctx, p, report)
+			if err != nil && (halts(err) || classify.Of(err) == classify.Misconfig || errors.Is(err, idempotency.ErrFenced)) {
+				// Stop before counting the domain: the next run checks it again.
+				r.sum.Note = joinNote(r.sum.Note, "stopped at "+name+": "+reasonFor(err))
+				if halts(err) {
+					return "quota", nil
+				}
+				if r.mode == Enforce && len(s.notices) > 0 {
+					r.flushNotices(ctx)
+				}
+				return "failed", notDone([]error{err})
 			}
-			if len(ps) == 0 {
-				continue
-			}
-			if err := s.applyPolicies(ctx, &res, dedupe(ps), mode == Report); err != nil && retryErr == nil {
-				retryErr = err
+			r.record(pr)
+			if pr.Drift != "" {
+				drift = append(drift, notify.Drift{Target: policy.Target{DomainName: pr.DomainName, AppName: pr.AppName, StreamName: pr.StreamName},
+					Change: pr.Drift, Current: pr.Previous, Desired: pr.Config})
 			}
 		}
-		sum.Complete = sum.Checked == sum.Domains && sum.Note == ""
-		for _, r := range res.Results {
-			if r.Drift != "" || r.Outcome == Created || r.Outcome == Updated || r.Outcome == Deleted {
-				sum.Drift++
-			}
+		if r.mode == Enforce && len(s.notices) > 0 {
+			r.flushNotices(ctx)
 		}
-		sum.Calls = s.calls
-		if mode == Report && sum.Drift > 0 {
-			s.summary(res)
+	}
+	r.countChecked()
+	r.noteDrift(name, drift, marks)
+	return "", nil
+}
+
+func (r *reconciler) countChecked() {
+	r.st.Checked++
+	r.sum.Checked++
+	r.unsaved++
+}
+
+// record counts one policy's outcome and lists it when it is worth an operator's look.
+func (r *reconciler) record(pr PolicyResult) {
+	key := pr.Outcome
+	if pr.Drift != "" {
+		key = "drift"
+	}
+	r.sum.Outcomes[key]++
+	switch {
+	case pr.Drift != "", pr.Outcome == Created, pr.Outcome == Updated, pr.Outcome == Deleted:
+		r.sum.Drift++
+		r.st.Drift++
+	case pr.Outcome == Failed:
+		r.st.Failed++
+	default:
+		return
+	}
+	if len(r.res.Results) < ListCap {
+		r.res.Results = append(r.res.Results, pr)
+	} else {
+		r.sum.Truncated++
+	}
+}
+
+// noteDrift compares a domain's drift with what the previous check of it found (its mark) and
+// folds it into the pass's digest. In enforce mode the drift left is none once repaired.
+func (r *reconciler) noteDrift(name string, drift []notify.Drift, marks map[string]string) {
+	if r.mode == Enforce {
+		drift = nil
+	}
+	mark := driftDigest(drift)
+	r.st.Digest = xorDigest(r.st.Digest, mark)
+	if marks[name] == mark {
+		return
+	}
+	r.marks[name] = mark
+	if len(drift) == 0 {
+		r.cleared = append(r.cleared, name)
+		return
+	}
+	for _, d := range drift {
+		if len(r.changed) < ListCap {
+			r.changed = append(r.changed, d)
+		} else {
+			r.chTrunc++
 		}
-		// A reconcile is level-based: the next scheduled run repairs what this one could not,
-		// so a retryable failure is reported, not retried.
-		if retryErr != nil {
-			if classify.Of(retryErr) == classify.Misconfig {
-				return res, retryErr // a wrong key or permission fails loudly, every run
-			}
-			sum.Note = joinNote(sum.Note, "some policies failed and will be retried by the next run")
+	}
+}
+
+// driftDigest is a short digest of one domain's drift ("" for none).
+func driftDigest(drift []notify.Drift) string {
+	if len(drift) == 0 {
+		return ""
+	}
+	parts := make([]string, 0, len(drift))
+	for _, d := range drift {
+		b, _ := json.Marshal(d)
+		parts = append(parts, string(b))
+	}
+	sort.Strings(parts)
+	return hashStrings(parts...)[:16]
+}
+
+// xorDigest folds a 16-hex-digit digest into an accumulator of the same size.
+func xorDigest(acc, d string) string {
+	if d == "" {
+		return acc
+	}
+	var a, b [8]byte
+	_, _ = hex.Decode(a[:], []byte(acc))
+	_, _ = hex.Decode(b[:], []byte(d))
+	binary.BigEndian.PutUint64(a[:], binary.BigEndian.Uint64(a[:])^binary.BigEndian.Uint64(b[:]))
+	return hex.EncodeToString(a[:])
+}
+
+// flushNotices delivers the notices of the domain just enforced, so a pass of many changes
+// keeps one small record per domain instead of one record rewritten with every notice so far.
+func (r *reconciler) flushNotices(ctx context.Context) {
+	s := r.s
+	owed := s.notices
+	sctx, cancel := settleContext(ctx)
+	defer cancel()
+	nkey := "notices:" + s.key + ":" + owed[0].ID
+	token, _, err := r.e.store.Acquire(sctx, nkey, s.hash, idempotency.LeaseUntil(r.e.now()))
+	if err != nil {
+		s.log.Warn("keeping a domain's notices apart failed; they stay with the run", "err", err)
+		return
+	}
+	s.notices = nil
+	rec := idempotency.Record{Key: nkey, Status: idempotency.Applied, PayloadHash: s.hash, Token: token,
+		LeaseUntil: idempotency.LeaseUntil(r.e.now()), Pending: owed}
+	if err := r.e.store.Put(sctx, rec); err != nil {
+		s.log.Error("keeping pending notices failed", "err", err)
+	}
+	for _, nr := range r.e.deliver(ctx, &rec, nil) {
+		r.sum.countNotice(nr)
+	}
+}
+
+// progress saves the cursor when due and tells the progress watchers how far the pass is.
+func (r *reconciler) progress(ctx context.Context) string {
+	if r.unsaved >= saveEvery || r.e.now().Sub(r.saved) >= saveInterval {
+		if err := r.save(ctx, false); err != nil {
+			r.sum.Note = joinNote(r.sum.Note, err.Error())
+			return "cursor"
 		}
-		return res, nil
-	})
+	}
+	if r.sum.Checked%progressEvery == 0 {
+		r.report(ctx, false)
+	}
+	return ""
+}
+
+// save writes the cursor and renews its lease; release gives the lease up.
+func (r *reconciler) save(ctx context.Context, release bool) error {
+	r.st.Calls += r.stats.Calls.Load() - r.calls0 - r.sum.Calls
+	r.sum.Calls = r.stats.Calls.Load() - r.calls0
+	b, err := json.Marshal(r.st)
+	if err != nil {
+		return fmt.Errorf("apply: reconcile cursor: %w", err)
+	}
+	lease := r.lease(ctx)
+	if release {
+		lease = time.Time{}
+	}
+	sctx, cancel := settleContext(ctx)
+	defer cancel()
+	if err := r.cur.SaveCursor(sctx, r.name, r.s.key, b, lease); err != nil {
+		return fmt.Errorf("apply: reconcile cursor: %w", err)
+	}
+	r.saved, r.unsaved = r.e.now(), 0
+	return nil
+}
+
+func (r *reconciler) release(ctx context.Context) {
+	if err := r.save(ctx, true); err != nil {
+		r.s.log.Error("releasing the reconcile cursor failed", "cursor", r.name, "err", err)
+	}
+}
+
+// finish closes the run: the pass's end when reached, the drift marks, the cursor saved and
+// released, the summary filled and the report's notice owed.
+func (r *reconciler) finish(ctx context.Context, stop string) {
+	sctx, cancel := settleContext(ctx)
+	defer cancel()
+	if stop == "" {
+		r.st.Done, r.st.CompletedAt = true, r.e.now().UTC()
+	}
+	if err := r.cur.SetCursorMarks(sctx, r.name, r.marks); err != nil {
+		r.s.log.Error("recording drift marks failed", "cursor", r.name, "err", err)
+	}
+	if r.mode == Report && (len(r.marks) > 0 || r.st.Done) {
+		r.notice()
+	}
+	r.release(ctx)
+	sum := r.sum
+	sum.Pass, sum.PassStartedAt, sum.Domains = r.st.Pass, r.st.StartedAt, r.st.Total
+	if !r.st.Listed {
+		sum.Domains = int(max(r.st.Expected, int64(r.st.Total)))
+	}
+	sum.PassChecked, sum.PassCalls, sum.Complete, sum.Digest = r.st.Checked, r.st.Calls, r.st.Done, r.st.Digest
+	sum.Throttles = r.stats.Throttles.Load()
+	r.fillRate(sum)
+	switch stop {
+	case "deadline":
+		sum.Note = joinNote(sum.Note, fmt.Sprintf("stopped before the deadline after %d of %d domains of pass %d; the next run continues", sum.PassChecked, sum.Domains, sum.Pass))
+	case "":
+		if r.st.Failed > 0 {
+			sum.Note = joinNote(sum.Note, "some policies failed and will be retried by the next pass")
+		}
+	}
+	r.report(ctx, true)
+	r.s.log.Info("reconcile run ended", "cursor", r.name, "pass", sum.Pass, "checked", sum.Checked, "passChecked", sum.PassChecked,
+		"domains", sum.Domains, "complete", sum.Complete, "calls", sum.Calls, "drift", sum.Drift)
+}
+
+// fillRate sets the run's rate and the pass's estimated completion at that rate.
+func (r *reconciler) fillRate(sum *ReconcileSummary) {
+	el := r.e.now().Sub(r.start)
+	if sum.Checked == 0 || el <= 0 {
+		return
+	}
+	sum.Rate = float64(sum.Checked) / el.Minutes()
+	left := sum.Domains - sum.PassChecked
+	if sum.Complete || left <= 0 {
+		return
+	}
+	eta := r.e.now().Add(time.Duration(float64(left) / sum.Rate * float64(time.Minute))).UTC().Truncate(time.Second)
+	sum.ETA = &eta
+}
+
+// notice owes the run's one report notice: the pass's end, or the drift that changed.
+func (r *reconciler) notice() {
+	dr := notify.DriftReport{Cursor: r.name, Pass: r.st.Pass, Changed: r.changed, Cleared: capStrings(r.cleared, ListCap),
+		Truncated: r.chTrunc, Complete: r.st.Done}
+	if r.st.Done {
+		dr.StartedAt, dr.Domains, dr.DriftConfig, dr.Digest = r.st.StartedAt, r.st.Total, r.st.Drift, r.st.Digest
+		dr.SameAsLast = r.st.Last != nil && r.st.Last.Digest == r.st.Digest
+	}
+	n, err := notify.Report(r.e.now().UTC(), dr)
+	if err != nil {
+		r.s.log.Error("building the reconcile notice failed", "err", err)
+		return
+	}
+	r.s.notices = append(r.s.notices, idempotency.PendingNotice{ID: n.ID, Event: n.JSON, Sinks: r.e.sinkNames()})
+}
+
+func capStrings(s []string, n int) []string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }
 
 func joinNote(a, b string) string {
@@ -111,22 +596,4 @@ func joinNote(a, b string) string {
 		return b
 	}
 	return a + "; " + b
-}
-
-// summary adds the report's one summary notice to the notices owed.
-func (s *session) summary(res Result) {
-	var drift []notify.Drift
-	for _, r := range res.Results {
-		if r.Drift == "" {
-			continue
-		}
-		drift = append(drift, notify.Drift{Target: policy.Target{DomainName: r.DomainName, AppName: r.AppName, StreamName: r.StreamName},
-			Change: r.Drift, Current: r.Previous, Desired: r.Config})
-	}
-	n, err := notify.Summary(s.key, s.e.now().UTC(), drift)
-	if err != nil {
-		s.log.Error("building the reconcile summary failed", "err", err)
-		return
-	}
-	s.notices = append(s.notices, idempotency.PendingNotice{ID: n.ID, Event: n.JSON, Sinks: s.e.sinkNames()})
 }

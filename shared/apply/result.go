@@ -2,6 +2,8 @@ package apply
 
 import (
 	"encoding/json"
+	"strings"
+	"time"
 
 	"github.com/livepack/livepack/shared/policy"
 )
@@ -34,18 +36,63 @@ type Result struct {
 	Reconcile *ReconcileSummary `json:"reconcile,omitempty"`
 }
 
-// ReconcileSummary says how far a scheduled reconcile got and what drift it found.
+// ReconcileSummary says where a scheduled reconcile's pass stands and what this run found.
+// The result lists at most ListCap configs (created, updated, deleted, drifted or failed);
+// Outcomes counts every config checked, Truncated those the list left out.
 type ReconcileSummary struct {
 	Mode string `json:"mode"`
-	// Domains is the number of online play domains the account has; Checked how many of them
-	// this run planned before it finished or ran out of time.
-	Domains  int  `json:"domains"`
-	Checked  int  `json:"checked"`
-	Drift    int  `json:"drift"`
+	// Pass numbers the pass over every domain; PassStartedAt is when it began.
+	Pass          int       `json:"pass"`
+	PassStartedAt time.Time `json:"passStartedAt"`
+	// Domains is the number of online play domains in the pass (those that existed at its
+	// start); Checked how many this run checked, PassChecked how many the pass has checked so
+	// far, Gone how many of this run's had been deleted since the pass began.
+	Domains     int `json:"domains"`
+	Checked     int `json:"checked"`
+	PassChecked int `json:"passChecked"`
+	Gone        int `json:"gone"`
+	// Complete: this run finished the pass (every domain of it checked once).
 	Complete bool `json:"complete"`
-	// Calls counts the Live API calls the run made.
-	Calls int    `json:"calls"`
-	Note  string `json:"note,omitempty"`
+	// Rate is this run's pace in domains per minute; ETA the pass's completion at that pace
+	// if runs followed one another without a gap (absent once complete).
+	Rate float64    `json:"ratePerMinute"`
+	ETA  *time.Time `json:"eta,omitempty"`
+	// Drift counts the configs this run found differing (report) or changed (enforce).
+	Drift int `json:"drift"`
+	// Outcomes counts this run's configs by outcome, with "drift" for a report's differences.
+	Outcomes map[string]int `json:"outcomes"`
+	// Truncated counts listed-worthy configs left out of results past ListCap.
+	Truncated int `json:"truncated"`
+	// Calls counts the Live API requests this run sent, retries included; PassCalls those of
+	// the whole pass so far; Throttles the requests refused by the API's quota.
+	Calls     int64 `json:"calls"`
+	PassCalls int64 `json:"passCalls"`
+	Throttles int64 `json:"throttles"`
+	// Notices counts the per-change notices an enforce run delivered as it went, by the
+	// worst sink state: delivered, pending or failed.
+	Notices map[string]int `json:"notices,omitempty"`
+	// Digest identifies the drift set found in the pass so far.
+	Digest string `json:"digest,omitempty"`
+	// Busy: another reconcile of the same policies held the cursor, so this run did nothing.
+	Busy bool   `json:"busy,omitempty"`
+	Note string `json:"note,omitempty"`
+}
+
+// countNotice counts one delivered-as-it-went notice.
+func (s *ReconcileSummary) countNotice(nr NoticeResult) {
+	state := "delivered"
+	for _, v := range nr.Sinks {
+		switch {
+		case strings.HasPrefix(v, "failed"):
+			state = "failed"
+		case strings.HasPrefix(v, "pending") && state != "failed":
+			state = "pending"
+		}
+	}
+	if s.Notices == nil {
+		s.Notices = map[string]int{}
+	}
+	s.Notices[state]++
 }
 
 // PolicyResult is what happened to one policy.

@@ -48,6 +48,8 @@ type API interface {
 	// ListDomains returns the account's domains of one LiveDomainType (empty: all) and one
 	// status (empty: all), from DescribeLiveUserDomains.
 	ListDomains(ctx context.Context, liveDomainType, status string) ([]Domain, error)
+	// DomainsPage reads one page of the same listing (see pages.go).
+	DomainsPage(ctx context.Context, liveDomainType, status string, pageNumber int) (DomainPage, error)
 	OnlineStreams(ctx context.Context, domain string) ([]Stream, error)
 }
 

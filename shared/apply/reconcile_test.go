@@ -1,0 +1,235 @@
+package apply_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/livepack/livepack/shared/apply"
+	"github.com/livepack/livepack/shared/emulator"
+	"github.com/livepack/livepack/shared/idempotency"
+	"github.com/livepack/livepack/shared/liveapi"
+)
+
+// clock is a test clock that the API advances by one second per call, so a deadline allows an
+// exact number of calls whatever the machine's load.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) tick() {
+	c.mu.Lock()
+	c.now = c.now.Add(time.Second)
+	c.mu.Unlock()
+}
+
+// passAPI is the emulator seen through an account that changes: hidden domains are not listed
+// until revealed (created after the listing), deleted ones answer InvalidDomain.NotFound (the
+// emulator's own answer for a name it does not know). Block, when set, holds the first config
+// read until it is closed.
+type passAPI struct {
+	liveapi.API
+	clock   *clock
+	mu      sync.Mutex
+	hidden  map[string]bool
+	deleted map[string]bool
+	block   chan struct{}
+	entered chan struct{}
+}
+
+func (a *passAPI) DomainsPage(ctx context.Context, typ, status string, n int) (liveapi.DomainPage, error) {
+	a.clock.tick()
+	p, err := a.API.DomainsPage(ctx, typ, status, n)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	kept := p.Domains[:0]
+	for _, d := range p.Domains {
+		if a.hidden[d.DomainName] {
+			p.Total--
+			continue
+		}
+		kept = append(kept, d)
+	}
+	p.Domains = kept
+	return p, err
+}
+
+func (a *passAPI) DescribePackageConfigs(ctx context.Context, domain string) ([]liveapi.PackageConfig, error) {
+	a.clock.tick()
+	a.mu.Lock()
+	block, gone := a.block, a.deleted[domain]
+	a.block = nil
+	a.mu.Unlock()
+	if block != nil {
+		close(a.entered)
+		<-block
+	}
+	if gone {
+		domain = "deleted-" + domain
+	}
+	return a.API.DescribePackageConfigs(ctx, domain)
+}
+
+// passEnv is an account of n play domains d00…, reconciled with one catch-all policy.
+func passEnv(t *testing.T, n int, store idempotency.Store) (*env, *passAPI, *clock) {
+	t.Helper()
+	seed := emulator.Seed{}
+	for i := range n {
+		seed.Domains = append(seed.Domains, emulator.Domain{DomainName: fmt.Sprintf("d%02d.example.com", i), LiveDomainType: "liveVideo",
+			DomainStatus: "online", Region: "cn-shanghai", Scope: "domestic"})
+	}
+	e := newEnv(t, store, func(o *emulator.Options, _ *liveapi.Options) { o.Seed = seed })
+	clk := &clock{now: time.Now()}
+	api := &passAPI{API: e.api, clock: clk, hidden: map[string]bool{}, deleted: map[string]bool{}}
+	defaults, _ := parse(t, `[{"DomainName":"*","AppName":"*","StreamName":"*","Protocol":"HLS_CMAF"}]`)
+	e.opts.API, e.opts.Defaults, e.opts.Now = api, defaults, clk.Now
+	return e, api, clk
+}
+
+// run reconciles once with a deadline allowing `calls` one-second calls past the reserve.
+func run(t *testing.T, e *env, clk *clock, key, mode string, calls int) apply.Result {
+	t.Helper()
+	// The reserve is 3 s, checked before each call; half a second keeps the boundary off a tick.
+	ctx, cancel := context.WithDeadline(context.Background(), clk.Now().Add(time.Duration(calls)*time.Second+2500*time.Millisecond))
+	defer cancel()
+	res, err := apply.New(e.opts).Reconcile(ctx, "schedule", key, mode, nil)
+	if err != nil {
+		t.Fatalf("%s: %v", key, err)
+	}
+	return res
+}
+
+// configReads counts DescribeLivePackageConfig calls per domain since call index from.
+func configReads(e *env, from int) map[string]int {
+	out := map[string]int{}
+	for _, c := range e.emu.Calls()[from:] {
+		if c.Action == "DescribeLivePackageConfig" {
+			out[c.Params["DomainName"]]++
+		}
+	}
+	return out
+}
+
+// TestReconcilePasses: with a deadline that allows about a third of the domains per run, runs
+// resume where the last one stopped, every domain is read exactly once per pass, the calls are
+// the minimum (one listing page, one config read per domain), and a report notices drift only
+// when it changes, plus once at each pass's end. The cursor lives in each store.
+func TestReconcilePasses(t *testing.T) {
+	const n = 30
+	for name, mk := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			e, _, clk := passEnv(t, n, mk())
+			type want struct {
+				pass, passChecked int
+				complete          bool
+				notices           int
+			}
+			wants := []want{
+				// Pass 1: all drift is new, so each run notices it; the last run ends the pass.
+				{1, 10, false, 1}, {1, 21, false, 1}, {1, 30, true, 1},
+				// Pass 2: the same drift, so only the pass's end is noticed.
+				{2, 10, false, 0}, {2, 21, false, 0}, {2, 30, true, 1},
+			}
+			from := 0
+			var calls int64
+			for i, w := range wants {
+				res := run(t, e, clk, fmt.Sprint("r", i), apply.Report, 11)
+				sum := res.Reconcile
+				if sum.Pass != w.pass || sum.PassChecked != w.passChecked || sum.Complete != w.complete || len(res.Notices) != w.notices ||
+					sum.Domains != n || sum.Drift != sum.Checked {
+					t.Fatalf("run %d: %+v, %d notices; want %+v", i, sum, len(res.Notices), w)
+				}
+				if !w.complete && (sum.ETA == nil || sum.Rate <= 0) {
+					t.Fatalf("run %d: no ETA or rate: %+v", i, sum)
+				}
+				calls += sum.Calls
+				if !w.complete {
+					continue
+				}
+				reads := configReads(e, from)
+				for d := range n {
+					if got := reads[fmt.Sprintf("d%02d.example.com", d)]; got != 1 {
+						t.Fatalf("pass %d read d%02d %d times, want once", w.pass, d, got)
+					}
+				}
+				// The minimum: one DescribeLiveUserDomains page and one config read per domain.
+				if served := len(e.emu.Calls()) - from; served != 1+n || calls != int64(served) || sum.PassCalls != int64(served) {
+					t.Fatalf("pass %d: %d calls served, %d counted by the runs, %d by the pass; minimum %d", w.pass, served, calls, sum.PassCalls, 1+n)
+				}
+				from, calls = len(e.emu.Calls()), 0
+			}
+		})
+	}
+}
+
+// TestReconcileExclusive: a reconcile that starts while another holds the cursor says so and
+// stops without a call; the first one finishes undisturbed.
+func TestReconcileExclusive(t *testing.T) {
+	e, api, clk := passEnv(t, 5, nil)
+	block := make(chan struct{})
+	api.block, api.entered = block, make(chan struct{})
+	first := make(chan apply.Result)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		res, _ := apply.New(e.opts).Reconcile(ctx, "schedule", "first", apply.Report, nil)
+		first <- res
+	}()
+	<-api.entered
+	before := len(e.emu.Calls())
+	second := run(t, e, clk, "second", apply.Report, 100)
+	if !second.Reconcile.Busy || second.Reconcile.Checked != 0 || second.Reconcile.Calls != 0 || len(e.emu.Calls()) != before ||
+		!strings.Contains(second.Reconcile.Note, "another reconcile") {
+		t.Fatalf("second run: %+v, %d calls", second.Reconcile, len(e.emu.Calls())-before)
+	}
+	close(block)
+	res := <-first
+	if res.Reconcile.Busy || !res.Reconcile.Complete || res.Reconcile.Checked != 5 {
+		t.Fatalf("first run: %+v", res.Reconcile)
+	}
+	// With the cursor released, the next run starts the next pass.
+	if third := run(t, e, clk, "third", apply.Report, 100); third.Reconcile.Busy || third.Reconcile.Pass != 2 {
+		t.Fatalf("third run: %+v", third.Reconcile)
+	}
+}
+
+// TestReconcileAccountChanges: a domain deleted mid-pass is counted gone, not failed; one
+// created mid-pass is left to the next pass, which checks it.
+func TestReconcileAccountChanges(t *testing.T) {
+	e, api, clk := passEnv(t, 6, nil)
+	api.hidden["d05.example.com"] = true
+	r1 := run(t, e, clk, "r1", apply.Report, 3) // the listing and two domains
+	if r1.Reconcile.Domains != 5 || r1.Reconcile.Checked != 2 {
+		t.Fatalf("run 1: %+v", r1.Reconcile)
+	}
+	api.mu.Lock()
+	api.deleted["d03.example.com"] = true
+	delete(api.hidden, "d05.example.com")
+	api.mu.Unlock()
+	from := len(e.emu.Calls())
+	r2 := run(t, e, clk, "r2", apply.Report, 10)
+	sum := r2.Reconcile
+	if !sum.Complete || sum.PassChecked != 5 || sum.Gone != 1 || sum.Outcomes[apply.Failed] != 0 || configReads(e, from)["d05.example.com"] != 0 {
+		t.Fatalf("run 2: %+v, reads %v", sum, configReads(e, from))
+	}
+	for _, r := range r2.Results {
+		if r.DomainName == "d03.example.com" {
+			t.Fatalf("a deleted domain is listed: %+v", r)
+		}
+	}
+	from = len(e.emu.Calls())
+	r3 := run(t, e, clk, "r3", apply.Report, 10)
+	if r3.Reconcile.Pass != 2 || !r3.Reconcile.Complete || r3.Reconcile.Domains != 6 || r3.Reconcile.Gone != 1 || configReads(e, from)["d05.example.com"] != 1 {
+		t.Fatalf("run 3: %+v", r3.Reconcile)
+	}
+}
