@@ -233,3 +233,18 @@ func TestReconcileAccountChanges(t *testing.T) {
 		t.Fatalf("run 3: %+v", r3.Reconcile)
 	}
 }
+
+// TestReconcileResultCap: past ListCap configs worth listing, the result counts the rest.
+func TestReconcileResultCap(t *testing.T) {
+	e, _, clk := passEnv(t, 30, nil)
+	e.opts.Defaults, _ = parse(t, `[{"DomainName":"*","AppName":"a0","StreamName":"*","Protocol":"HLS_CMAF"},
+		{"DomainName":"*","AppName":"a1","StreamName":"*","Protocol":"HLS_CMAF"},
+		{"DomainName":"*","AppName":"a2","StreamName":"*","Protocol":"HLS_CMAF"},
+		{"DomainName":"*","AppName":"a3","StreamName":"*","Protocol":"HLS_CMAF"},
+		{"DomainName":"*","AppName":"old","StreamName":"*","Delete":true}]`)
+	res := run(t, e, clk, "cap", apply.Report, 100)
+	sum := res.Reconcile
+	if len(res.Results) != apply.ListCap || sum.Truncated != 4*30-apply.ListCap || sum.Outcomes["drift"] != 120 || sum.Outcomes[apply.Unchanged] != 30 {
+		t.Fatalf("%d listed: %+v", len(res.Results), sum)
+	}
+}
