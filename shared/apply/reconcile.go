@@ -414,7 +414,9 @@ func (r *reconciler) noteDrift(name string, drift []notify.Drift, marks map[stri
 	}
 	r.marks[name] = mark
 	if len(drift) == 0 {
-		r.cleared = append(r.cleared, name)
+		if len(r.cleared) < ListCap {
+			r.cleared = append(r.cleared, name)
+		}
 		return
 	}
 	for _, d := range drift {
@@ -570,7 +572,7 @@ func (r *reconciler) fillRate(sum *ReconcileSummary) {
 
 // notice owes the run's one report notice: the pass's end, or the drift that changed.
 func (r *reconciler) notice() {
-	dr := notify.DriftReport{Cursor: r.name, Pass: r.st.Pass, Changed: r.changed, Cleared: capStrings(r.cleared, ListCap),
+	dr := notify.DriftReport{Cursor: r.name, Pass: r.st.Pass, Changed: r.changed, Cleared: r.cleared,
 		Truncated: r.chTrunc, Complete: r.st.Done}
 	if r.st.Done {
 		dr.StartedAt, dr.Domains, dr.DriftConfig, dr.Digest = r.st.StartedAt, r.st.Total, r.st.Drift, r.st.Digest
@@ -582,13 +584,6 @@ func (r *reconciler) notice() {
 		return
 	}
 	r.s.notices = append(r.s.notices, idempotency.PendingNotice{ID: n.ID, Event: n.JSON, Sinks: r.e.sinkNames()})
-}
-
-func capStrings(s []string, n int) []string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
 }
 
 func joinNote(a, b string) string {
