@@ -213,4 +213,3 @@ func scaleOnce(b *testing.B, mode string, domains int) (scaleRun, float64) {
 	ru, _ := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	return r, float64(ru.Maxrss) / 1024 // ru_maxrss is in KiB on Linux
 }
-
