@@ -32,9 +32,11 @@ import (
 const (
 	scaleDomains = 1000
 	scaleApps    = 10
-	// scaleRate is the calls-per-minute budget of the benchmark's client: high enough that a
-	// run takes seconds, low enough that the budget, not livepack, should set the pace.
-	scaleRate = 12000
+	// scaleRate is the client's budget per one-second window: LIVEPACK_RATE's default of 250
+	// calls per minute at sixty times the speed, so a pass takes seconds and the budget, not
+	// livepack, should set its pace. The scheduled reconcile may fill scaleShare of it.
+	scaleRate  = 250
+	scaleShare = scaleRate * (1 - quota.DefaultReserve)
 	childEnv  = "LIVEPACK_SCALE_CHILD"
 )
 
@@ -66,6 +68,7 @@ func scaleSeed(domains int) emulator.Seed {
 // scaleRun is what the child reports.
 type scaleRun struct {
 	Summary apply.ReconcileSummary `json:"summary"`
+	Package int                    `json:"package"`
 	Listed  int                    `json:"listed"`
 	Bytes   int                    `json:"bytes"`
 	Wall    time.Duration          `json:"wall"`
@@ -87,7 +90,7 @@ func TestReconcileScaleChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api, err := liveapi.New(liveapi.Options{Endpoint: endpoint, Credential: cred, Limiter: quota.NewLocal(scaleRate)})
+	api, err := liveapi.New(liveapi.Options{Endpoint: endpoint, Credential: cred, Limiter: quota.NewLocal(scaleRate, quota.WithWindow(time.Second))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,8 +150,9 @@ func BenchmarkReconcileScale(b *testing.B) {
 				if !sum.Complete || sum.PassChecked != tc.domains || sum.Drift != tc.domains || r.Listed != min(tc.domains, apply.ListCap) {
 					b.Fatalf("%s: %+v, %d listed", mode, sum, r.Listed)
 				}
-				// The budget allows a second's worth at once, then rate/60 per second.
-				bound := float64(max(0, int(sum.Calls)-scaleRate/60)) / (scaleRate / 60.0)
+				// Each window admits the reconcile's share of the package-config budget at once;
+				// every further share waits a window (the other actions' budgets are larger).
+				bound := float64((r.Package-1)/int(scaleShare)) * time.Second.Seconds()
 				rss += peak
 				ratio += float64(sum.Calls) / float64(minimum)
 				wallRatio += r.Wall.Seconds() / bound
@@ -203,6 +207,11 @@ func scaleOnce(b *testing.B, mode string, domains int) (scaleRun, float64) {
 	}
 	if !found {
 		b.Fatalf("child printed no result:\n%s%s", stdout.String(), stderr.String())
+	}
+	for _, c := range emu.Calls() {
+		if g, _ := quota.Budget(c.Action, scaleRate); g == "package" {
+			r.Package++
+		}
 	}
 	if served := len(emu.Calls()); int64(served) != r.Summary.Calls {
 		b.Fatalf("the emulator served %d calls, the result counts %d", served, r.Summary.Calls)
