@@ -37,7 +37,7 @@ const (
 	// livepack, should set its pace. The scheduled reconcile may fill scaleShare of it.
 	scaleRate  = 250
 	scaleShare = scaleRate * (1 - quota.DefaultReserve)
-	childEnv  = "LIVEPACK_SCALE_CHILD"
+	childEnv   = "LIVEPACK_SCALE_CHILD"
 )
 
 func scaleDefaults() string {
