@@ -18,7 +18,7 @@ import (
 
 var emulatorCommand = &command{
 	name:    "emulator",
-	usage:   "[-addr HOST:PORT] [-seed FILE] [-rate N] [-fail-rate F] [-fail-seed N] [-fail-kinds K] [-domain-hidden D] [-domain-configuring D]",
+	usage:   "[-addr HOST:PORT] [-seed FILE] [-rate N] [-quota window|bucket] [-fail-rate F] [-fail-seed N] [-fail-kinds K] [-domain-hidden D] [-domain-configuring D]",
 	summary: "run the Live OpenAPI emulator in the foreground; the first stdout line is its URL",
 	about: `Serves the Live OpenAPI 2016-11-01 actions livepack uses, with V3 and V1 signatures checked
 (key pair emulator / emulator-secret), the documented rules and error codes, a per-key quota and
@@ -31,7 +31,8 @@ the printed URL.`,
 	setup: func(fs *flag.FlagSet, sio IO) runner {
 		addr := fs.String("addr", "127.0.0.1:0", "listen `HOST:PORT` (port 0 picks a free one)")
 		seed := fs.String("seed", "", "seed `FILE` (default: the embedded seed)")
-		rate := fs.Int("rate", 300, "calls per minute per AccessKeyId before Throttling.User")
+		rate := fs.Int("rate", 300, "package-config calls per minute per AccessKeyId before Throttling.User")
+		shape := fs.String("quota", emulator.QuotaWindow, "how the quota is counted: `window` (any 60 s) or bucket (a token bucket holding one second's worth)")
 		failRate := fs.Float64("fail-rate", 0, "fraction of calls failed with InternalErr, ServiceUnavailable or throttling")
 		failSeed := fs.Int64("fail-seed", 1, "seed of the fault injection, so a run repeats")
 		failKinds := fs.String("fail-kinds", "", "comma-separated `KINDS` of injected faults: internal, unavailable, throttling, commit (a write committed, then 500), latency (default all)")
@@ -40,6 +41,10 @@ the printed URL.`,
 		return func(ctx context.Context, _ []string) int {
 			if *rate < 1 || *failRate < 0 || *failRate > 1 || *domainHidden < 0 || *domainConfiguring < 0 {
 				fmt.Fprintln(sio.Stderr, "livepack emulator: -rate must be ≥ 1, -fail-rate within [0, 1], -domain-hidden and -domain-configuring not negative")
+				return ExitUsage
+			}
+			if *shape != emulator.QuotaWindow && *shape != emulator.QuotaBucket {
+				fmt.Fprintf(sio.Stderr, "livepack emulator: -quota: want window or bucket, got %q\n", *shape)
 				return ExitUsage
 			}
 			kinds, err := emulator.ParseFaultKinds(*failKinds)
@@ -57,7 +62,7 @@ the printed URL.`,
 			}
 			ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			u, err := emulator.Serve(ctx, *addr, emulator.Options{Seed: s, Rate: *rate, FailRate: *failRate, FailSeed: *failSeed,
+			u, err := emulator.Serve(ctx, *addr, emulator.Options{Seed: s, Rate: *rate, Quota: *shape, FailRate: *failRate, FailSeed: *failSeed,
 				FailKinds: kinds, DomainHidden: *domainHidden, DomainConfiguring: *domainConfiguring, Logger: logger(sio.Stderr)})
 			if err != nil {
 				fmt.Fprintf(sio.Stderr, "livepack emulator: %v\n", err)

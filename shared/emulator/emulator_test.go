@@ -252,19 +252,30 @@ func TestPagination(t *testing.T) {
 }
 
 func TestQuotaThrottlesPerKey(t *testing.T) {
-	s, url := start(t, Options{Rate: 5, Credentials: map[string]string{AccessKeyID: AccessKeySecret, "other": "other-secret"}})
-	c := newSDK(t, url, AccessKeyID, AccessKeySecret, false)
-	for i := range 6 {
-		_, err := c.call("DescribeLiveDomainDetail", map[string]any{"DomainName": "play.example.com"})
-		if want := map[bool]string{true: "", false: "Throttling.User"}[i < 5]; codeOf(err) != want {
-			t.Fatalf("call %d: %v, want %q", i, err, want)
-		}
-	}
-	if _, err := newSDK(t, url, "other", "other-secret", false).call("DescribeLiveDomainDetail", map[string]any{"DomainName": "play.example.com"}); err != nil {
-		t.Fatalf("another key is throttled too: %v", err)
-	}
-	if calls := s.Calls(); calls[5].Code != "Throttling.User" || calls[5].Status != 400 {
-		t.Fatalf("recorded call: %+v", calls[5])
+	// A frozen clock: the bucket refills nothing between calls, however slow the machine.
+	t0 := time.Now()
+	for shape, rate := range map[string]int{QuotaWindow: 5, QuotaBucket: 300} { // both: 5 calls now
+		t.Run(shape, func(t *testing.T) {
+			s, url := start(t, Options{Rate: rate, Quota: shape, Now: func() time.Time { return t0 },
+				Credentials: map[string]string{AccessKeyID: AccessKeySecret, "other": "other-secret"}})
+			c := newSDK(t, url, AccessKeyID, AccessKeySecret, false)
+			for i := range 6 {
+				_, err := c.call("DescribeLivePackageConfig", map[string]any{"DomainName": "play.example.com"})
+				if want := map[bool]string{true: "", false: "Throttling.User"}[i < 5]; codeOf(err) != want {
+					t.Fatalf("call %d: %v, want %q", i, err, want)
+				}
+			}
+			// Another key, and an action with its own documented quota, are other budgets.
+			if _, err := newSDK(t, url, "other", "other-secret", false).call("DescribeLivePackageConfig", map[string]any{"DomainName": "play.example.com"}); err != nil {
+				t.Fatalf("another key is throttled too: %v", err)
+			}
+			if _, err := c.call("DescribeLiveDomainDetail", map[string]any{"DomainName": "play.example.com"}); err != nil {
+				t.Fatalf("DescribeLiveDomainDetail spends the package-config quota: %v", err)
+			}
+			if calls := s.Calls(); calls[5].Code != "Throttling.User" || calls[5].Status != 400 {
+				t.Fatalf("recorded call: %+v", calls[5])
+			}
+		})
 	}
 }
 
