@@ -186,7 +186,7 @@ type Server struct {
 func New(opts Options) *Server {
 	s := &Server{opts: opts, log: opts.Logger, now: opts.Now, creds: opts.Credentials,
 		nonces: map[string]time.Time{},
-		rnd: rand.New(rand.NewSource(opts.FailSeed)), hostID: "live.aliyuncs.com", latency: 150 * time.Millisecond}
+		rnd:    rand.New(rand.NewSource(opts.FailSeed)), hostID: "live.aliyuncs.com", latency: 150 * time.Millisecond}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
