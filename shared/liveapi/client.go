@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	openapi "github.com/alibabacloud-go/darabonba-openapi/v2/client"
@@ -62,7 +63,11 @@ const DefaultReserve = time.Second
 // 5xx and network errors itself, because the SDK retries nothing by default and its own retry
 // sleeps in the wrong unit in some versions.
 type Client struct {
-	sdk         *openapi.Client
+	// sdks holds idle SDK clients: darabonba's client keeps per-call state in its own fields
+	// (GetRpcHeaders clears Headers on every call), so one must never serve two calls at once.
+	// They share cfg's HTTP client, so the pool costs no connections.
+	sdks        sync.Pool
+	cfg         *openapiutil.Config
 	region      string
 	limiter     Limiter
 	maxAttempts int
@@ -110,14 +115,12 @@ func New(o Options) (*Client, error) {
 	if o.SignatureV1 {
 		cfg.SignatureAlgorithm = dara.String("v2")
 	}
-	sdk, err := openapi.NewClient(cfg)
+	sdk, err := newSDK(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("liveapi: SDK client: %w", err)
+		return nil, err
 	}
-	// Typed errors keep the status, the code and the throttling hint; the SDK's generic
-	// SDKError would drop the hint.
-	sdk.DisableSDKError = dara.Bool(true)
-	c := &Client{sdk: sdk, region: o.RegionID, limiter: o.Limiter, maxAttempts: o.MaxAttempts, log: o.Logger, sleep: sleepCtx, reserve: o.Reserve}
+	c := &Client{cfg: cfg, region: o.RegionID, limiter: o.Limiter, maxAttempts: o.MaxAttempts, log: o.Logger, sleep: sleepCtx, reserve: o.Reserve}
+	c.sdks.Put(sdk)
 	if c.reserve == 0 {
 		c.reserve = DefaultReserve
 	}
@@ -131,6 +134,26 @@ func New(o Options) (*Client, error) {
 		c.log = slog.New(slog.DiscardHandler)
 	}
 	return c, nil
+}
+
+// newSDK builds one SDK client on cfg.
+func newSDK(cfg *openapiutil.Config) (*openapi.Client, error) {
+	sdk, err := openapi.NewClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("liveapi: SDK client: %w", err)
+	}
+	// Typed errors keep the status, the code and the throttling hint; the SDK's generic
+	// SDKError would drop the hint.
+	sdk.DisableSDKError = dara.Bool(true)
+	return sdk, nil
+}
+
+// sdk takes an idle SDK client, or builds one when every client is busy.
+func (c *Client) sdk() (*openapi.Client, error) {
+	if s, ok := c.sdks.Get().(*openapi.Client); ok {
+		return s, nil
+	}
+	return newSDK(c.cfg)
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
@@ -232,7 +255,12 @@ var rpcParams = openapiutil.Params{Version: dara.String(Version), Protocol: dara
 func (c *Client) once(ctx context.Context, action string, query map[string]*string) (map[string]any, error) {
 	p := rpcParams
 	p.Action = dara.String(action)
-	res, err := c.sdk.CallApiWithCtx(ctx, &p, &openapiutil.OpenApiRequest{Query: query}, &dara.RuntimeOptions{})
+	sdk, err := c.sdk()
+	if err != nil {
+		return nil, err
+	}
+	defer c.sdks.Put(sdk)
+	res, err := sdk.CallApiWithCtx(ctx, &p, &openapiutil.OpenApiRequest{Query: query}, &dara.RuntimeOptions{})
 	if err != nil {
 		return nil, classify(action, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -253,5 +254,28 @@ func BenchmarkClient(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "calls/s")
 		})
+	}
+}
+
+// TestConcurrentCalls: one Client serves concurrent calls (livepack serve and the webhook share
+// one), so the SDK's per-call state must not be shared between them; -race checks it.
+func TestConcurrentCalls(t *testing.T) {
+	_, url := serve(t, emulator.Options{Rate: 1 << 30})
+	c := newClient(t, url, liveapi.Options{})
+	var wg sync.WaitGroup
+	errs := make(chan error, 8*10)
+	for range 8 {
+		wg.Go(func() {
+			for range 10 {
+				if _, err := c.DescribeDomain(context.Background(), "play.example.com"); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
