@@ -5,8 +5,8 @@ import (
 	"time"
 )
 
-// progressEvery is how many domains a reconcile checks between two progress reports (a log
-// line, and the watcher WithProgress installed).
+// progressEvery is how many domains a reconcile checks between two progress log lines; the
+// watcher WithProgress installs hears of every domain.
 const progressEvery = 100
 
 // Progress is where a reconcile pass stands, as reported while it runs.
@@ -25,13 +25,15 @@ type Progress struct {
 
 type progressKey struct{}
 
-// WithProgress returns ctx whose reconcile runs call fn every progressEvery domains and once
-// when they end: `livepack invoke` draws its progress bar from it.
+// WithProgress returns ctx whose reconcile runs call fn after every domain and once when they
+// end: `livepack invoke` draws its progress bar from it. fn runs on the reconcile's goroutine
+// and must return quickly.
 func WithProgress(ctx context.Context, fn func(Progress)) context.Context {
 	return context.WithValue(ctx, progressKey{}, fn)
 }
 
-// report logs the pass's progress and calls the context's progress watcher.
+// report calls the context's progress watcher and, every progressEvery domains, logs the
+// pass's progress with this run's rate and the pass's estimated end.
 func (r *reconciler) report(ctx context.Context, done bool) {
 	sum := *r.sum
 	sum.PassChecked, sum.Pass = r.st.Checked, r.st.Pass
@@ -46,7 +48,7 @@ func (r *reconciler) report(ctx context.Context, done bool) {
 	if sum.ETA != nil {
 		p.ETA = *sum.ETA
 	}
-	if !done {
+	if !done && p.Checked%progressEvery == 0 {
 		r.s.log.Info("reconcile progress", "pass", p.Pass, "checked", p.Checked, "passChecked", p.PassChecked, "domains", p.Domains,
 			"perMinute", int(p.Rate), "eta", sum.ETA)
 	}

@@ -486,9 +486,7 @@ func (r *reconciler) progress(ctx context.Context) string {
 			return "cursor"
 		}
 	}
-	if r.sum.Checked%progressEvery == 0 {
-		r.report(ctx, false)
-	}
+	r.report(ctx, false)
 	return ""
 }
 

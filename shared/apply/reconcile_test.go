@@ -1,7 +1,9 @@
 package apply_test
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"fmt"
 	"strings"
 	"sync"
@@ -78,6 +80,21 @@ func (a *passAPI) DescribePackageConfigs(ctx context.Context, domain string) ([]
 		domain = "deleted-" + domain
 	}
 	return a.API.DescribePackageConfigs(ctx, domain)
+}
+
+func (a *passAPI) AddPackageConfig(ctx context.Context, c liveapi.PackageConfig) error {
+	a.clock.tick()
+	return a.API.AddPackageConfig(ctx, c)
+}
+
+func (a *passAPI) DescribeDomain(ctx context.Context, domain string) (liveapi.Domain, error) {
+	a.clock.tick()
+	return a.API.DescribeDomain(ctx, domain)
+}
+
+func (a *passAPI) OnlineStreams(ctx context.Context, domain string) ([]liveapi.Stream, error) {
+	a.clock.tick()
+	return a.API.OnlineStreams(ctx, domain)
 }
 
 // passEnv is an account of n play domains d00…, reconciled with one catch-all policy.
@@ -246,5 +263,76 @@ func TestReconcileResultCap(t *testing.T) {
 	sum := res.Reconcile
 	if len(res.Results) != apply.ListCap || sum.Truncated != 4*30-apply.ListCap || sum.Outcomes["drift"] != 120 || sum.Outcomes[apply.Unchanged] != 30 {
 		t.Fatalf("%d listed: %+v", len(res.Results), sum)
+	}
+}
+
+// TestReconcileEnforcePasses: an enforce pass split over runs repairs every domain once, with
+// one notice per change; the report pass after it finds nothing and notices only its end.
+func TestReconcileEnforcePasses(t *testing.T) {
+	const n = 12
+	e, _, clk := passEnv(t, n, nil)
+	runs := 0
+	for i := 0; ; i++ {
+		runs++
+		// Per domain a config read, its detail and stream listing for the notice, one write.
+		res := run(t, e, clk, fmt.Sprint("e", i), apply.Enforce, 20)
+		if res.Reconcile.Complete {
+			break
+		}
+		if i > n {
+			t.Fatalf("no pass end after %d runs: %+v", i, res.Reconcile)
+		}
+	}
+	if distinct, total, _ := e.recv.counts(); distinct != n || total != n || e.writes() != n || runs < 3 {
+		t.Fatalf("%d runs, %d writes, %d notices (%d distinct), want %d each", runs, e.writes(), total, distinct, n)
+	}
+	for i := 0; ; i++ {
+		res := run(t, e, clk, fmt.Sprint("r", i), apply.Report, 20)
+		if res.Reconcile.Drift != 0 || (len(res.Notices) != 0) != res.Reconcile.Complete {
+			t.Fatalf("report run %d: %+v, %d notices", i, res.Reconcile, len(res.Notices))
+		}
+		if res.Reconcile.Complete {
+			break
+		}
+	}
+}
+
+// TestReconcileProgress: the watcher hears of every domain with the pass's numbers, then once
+// more at the end; the log has a line per hundred domains with the rate and the ETA.
+func TestReconcileProgress(t *testing.T) {
+	const n = 120
+	e, _, clk := passEnv(t, n, nil)
+	var logs bytes.Buffer
+	e.opts.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+	var got []apply.Progress
+	ctx, cancel := context.WithDeadline(context.Background(), clk.Now().Add(110*time.Second+2500*time.Millisecond))
+	defer cancel()
+	res, err := apply.New(e.opts).Reconcile(apply.WithProgress(ctx, func(p apply.Progress) { got = append(got, p) }), "schedule", "p1", apply.Report, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := res.Reconcile.Checked
+	if checked < 2 || checked >= n || len(got) != checked+1 {
+		t.Fatalf("%d reports for %d domains: %+v", len(got), checked, res.Reconcile)
+	}
+	for i, p := range got[:checked] {
+		if p.Pass != 1 || p.PassChecked != i+1 || p.Checked != i+1 || p.Domains != n || p.Done || p.Rate <= 0 || p.ETA.IsZero() {
+			t.Fatalf("report %d: %+v", i, p)
+		}
+	}
+	if last := got[checked]; !last.Done || last.PassChecked != checked {
+		t.Fatalf("last report: %+v", last)
+	}
+	var lines int
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, `"msg":"reconcile progress"`) {
+			lines++
+			if !strings.Contains(l, `"perMinute"`) || !strings.Contains(l, `"eta"`) || !strings.Contains(l, `"passChecked":100`) {
+				t.Fatalf("progress line: %s", l)
+			}
+		}
+	}
+	if want := checked / 100; lines != want || want != 1 {
+		t.Fatalf("%d progress lines for %d domains, want %d", lines, checked, want)
 	}
 }

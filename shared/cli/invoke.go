@@ -95,6 +95,8 @@ func runHandler(ctx context.Context, raw []byte, out output, sio IO) (invocation
 	defer w.Close()
 	var st liveapi.Stats
 	ctx = liveapi.WithStats(handler.WithRequestID(ctx, "cli-"+uuid.NewString()), &st)
+	ctx, barDone := withProgressBar(ctx, sio)
+	defer barDone()
 	resp, err := w.Handler.Invoke(ctx, raw)
 	if resp.HTTP != nil {
 		log.Info("webhook status", "status", resp.HTTP.Status)
