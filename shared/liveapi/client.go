@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"strings"
 	"sync"
@@ -226,7 +227,7 @@ func (c *Client) call(ctx context.Context, action string, params map[string]any,
 		if c.limiter != nil && IsThrottled(err) && errors.As(err, &ae) {
 			c.limiter.Throttled(action, ae.RetryAfter)
 		}
-		if !IsRetryable(err) || attempt >= c.maxAttempts || ctx.Err() != nil {
+		if !IsRetryable(err) || attempt >= c.maxAttempts || ctx.Err() != nil || (isWrite(action) && ambiguous(err)) {
 			return err
 		}
 		wait := b.NextBackOff()
@@ -385,6 +386,29 @@ func (c *Client) OnlineStreams(ctx context.Context, domain string) ([]Stream, er
 			return all, nil
 		}
 	}
+}
+
+// isWrite reports whether action changes state: retrying one in place is safe only when the
+// first attempt provably did nothing.
+func isWrite(action string) bool {
+	return strings.HasPrefix(action, "Add") || strings.HasPrefix(action, "Update") || strings.HasPrefix(action, "Delete")
+}
+
+// ambiguous reports whether a failed call may have taken effect: a 5xx, or a transport error
+// after the connection was made (a timeout or reset while the request was in flight). The API
+// answering Throttling* or another 4xx, and a dial that never connected, prove nothing ran. A
+// write with an ambiguous failure goes back to the caller, which reads the state before trying
+// again instead of repeating a write that may have committed.
+func ambiguous(err error) bool {
+	var e *Error
+	if !errors.As(err, &e) {
+		return true
+	}
+	if e.Code != CodeNetwork {
+		return e.Status >= 500
+	}
+	var op *net.OpError
+	return !(errors.As(err, &op) && op.Op == "dial")
 }
 
 // sdkError is what darabonba's ClientError, ServerError and ThrottlingError share.

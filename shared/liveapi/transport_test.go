@@ -147,3 +147,51 @@ func TestThrottleFeedsLimiter(t *testing.T) {
 		t.Fatalf("throttles reported %v, want one with the API's 300 ms", lim.throttled)
 	}
 }
+
+// TestWritesNotRetriedWhenAmbiguous: a write whose failure may hide a commit (a 5xx, a cut
+// connection) goes back to the caller after one attempt; a read, or a write the API provably
+// refused (throttled, or never connected), is retried.
+func TestWritesNotRetriedWhenAmbiguous(t *testing.T) {
+	pc := liveapi.PackageConfig{DomainName: "play.example.com", AppName: "sports", StreamName: "*", Protocol: "HLS_CMAF", SegmentNum: 3, SegmentDuration: 5, IgnoreTranscode: true}
+	for _, tt := range []struct {
+		name  string
+		kind  string
+		write bool
+		// attempts is how many calls the emulator must see (the fault strikes every call).
+		attempts int
+	}{
+		{"write committed then 500", emulator.FaultCommitThenFail, true, 1},
+		{"write refused with 500", emulator.FaultInternal, true, 1},
+		{"write refused with 503", emulator.FaultUnavailable, true, 1},
+		{"write throttled", emulator.FaultThrottling, true, 3},
+		{"read refused with 503", emulator.FaultUnavailable, false, 3},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s, url := serve(t, emulator.Options{FailRate: 1, FailKinds: []string{tt.kind}})
+			c := newClient(t, url, liveapi.Options{MaxAttempts: 3})
+			c.SetSleep(func(context.Context, time.Duration) error { return nil })
+			var err error
+			if tt.write {
+				err = c.AddPackageConfig(context.Background(), pc)
+			} else {
+				_, err = c.DescribeDomain(context.Background(), "play.example.com")
+			}
+			if err == nil || !liveapi.IsRetryable(err) {
+				t.Fatalf("err %v, want a retryable failure for the caller", err)
+			}
+			if n := len(s.Calls()); n != tt.attempts {
+				t.Fatalf("%d attempts, want %d", n, tt.attempts)
+			}
+		})
+	}
+	// A dial that never connected sent nothing: the write is retried.
+	c := newClient(t, "http://127.0.0.1:1", liveapi.Options{MaxAttempts: 2})
+	c.SetSleep(func(context.Context, time.Duration) error { return nil })
+	var st liveapi.Stats
+	if err := c.AddPackageConfig(liveapi.WithStats(context.Background(), &st), pc); err == nil {
+		t.Fatal("a write to a closed port succeeded")
+	}
+	if st.Retries.Load() != 1 {
+		t.Fatalf("%d retries of a write that never connected, want 1", st.Retries.Load())
+	}
+}
