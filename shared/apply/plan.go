@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"strings"
 	"time"
 
@@ -168,10 +169,36 @@ func packageConfig(p policy.Policy) liveapi.PackageConfig {
 // policy. It returns an error wrapping ErrRetryLater when any policy failed for a reason that a
 // later delivery can fix.
 func (s *session) applyPolicies(ctx context.Context, res *Result, ps []policy.Policy, report bool) error {
+	if !report {
+		refused, err := s.wildcardDeletes(ctx, ps)
+		if err != nil {
+			return notDone([]error{err})
+		}
+		if refused != nil {
+			res.Results = append(res.Results, refused...)
+			return nil
+		}
+	}
+	// Wildcard deletes go last: on the API a `*` matches every app or stream, so the specific
+	// deletes of the same document must run (and be announced) before it removes them.
+	order := make([]int, 0, len(ps))
+	for i, p := range ps {
+		if !isWildcardDelete(p) {
+			order = append(order, i)
+		}
+	}
+	for i, p := range ps {
+		if isWildcardDelete(p) {
+			order = append(order, i)
+		}
+	}
+	results := make([]PolicyResult, len(ps))
 	var retry []error
-	for _, p := range ps {
-		pr, err := s.applyOne(ctx, p, report)
-		res.Results = append(res.Results, pr)
+	done := 0
+	for _, i := range order {
+		pr, err := s.applyOne(ctx, ps[i], report)
+		results[i] = pr
+		done++
 		if err != nil {
 			retry = append(retry, err)
 			if errors.Is(err, idempotency.ErrFenced) {
@@ -179,7 +206,81 @@ func (s *session) applyPolicies(ctx context.Context, res *Result, ps []policy.Po
 			}
 		}
 	}
+	for i, p := range ps {
+		if results[i].Outcome == "" { // not reached: the run stopped
+			results[i] = PolicyResult{DomainName: p.DomainName, AppName: p.AppName, StreamName: p.StreamName,
+				Outcome: Skipped, Errors: []policy.FieldError{}, Reason: "not applied: the run lost its lease to another run"}
+		}
+	}
+	res.Results = append(res.Results, results...)
 	return notDone(retry)
+}
+
+func isWildcardDelete(p policy.Policy) bool {
+	return p.Delete && (p.AppName == "*" || p.StreamName == "*")
+}
+
+// wildcardDeletes checks every Delete whose AppName or StreamName is `*` before anything is
+// written. The DeleteLivePackageConfig page says `*` matches all apps (or all streams of the
+// app), while a policy names one config: so such a Delete is refused, every policy of the
+// document with it, when it would remove a config the document does not also delete. Either
+// reading then removes exactly what the document names. It returns the results of a refused
+// document, or nil to go ahead.
+func (s *session) wildcardDeletes(ctx context.Context, ps []policy.Policy) ([]PolicyResult, error) {
+	deleted := map[policy.Target]bool{}
+	for _, p := range ps {
+		if p.Delete {
+			deleted[p.Target()] = true
+		}
+	}
+	bad := map[int][]string{}
+	for i, p := range ps {
+		if !isWildcardDelete(p) || policy.IsGlob(p.DomainName) {
+			continue
+		}
+		di := s.domain(ctx, p.DomainName)
+		if di.err != nil || di.d.LiveDomainType != playDomain {
+			continue // applyOne reports it
+		}
+		if err := s.loadConfigs(ctx, p.DomainName, di, false); err != nil {
+			if unfinished(err) {
+				return nil, err
+			}
+			continue
+		}
+		if _, exists := di.configs[[2]string{p.AppName, p.StreamName}]; !exists {
+			continue // nothing to delete: no call is made
+		}
+		for k := range di.configs {
+			t := policy.Target{DomainName: p.DomainName, AppName: k[0], StreamName: k[1]}
+			if (p.AppName == "*" || k[0] == p.AppName) && (p.StreamName == "*" || k[1] == p.StreamName) && !deleted[t] {
+				bad[i] = append(bad[i], k[0]+"/"+k[1])
+			}
+		}
+		sort.Strings(bad[i])
+	}
+	if len(bad) == 0 {
+		return nil, nil
+	}
+	out := make([]PolicyResult, 0, len(ps))
+	for i, p := range ps {
+		pr := PolicyResult{DomainName: p.DomainName, AppName: p.AppName, StreamName: p.StreamName, Errors: []policy.FieldError{}, Warnings: p.Warnings}
+		if names := bad[i]; len(names) > 0 {
+			field, value := "AppName", p.AppName
+			if p.AppName != "*" {
+				field, value = "StreamName", p.StreamName
+			}
+			msg := fmt.Sprintf("a Delete with %s %q matches every config it covers on the API (DeleteLivePackageConfig), and would also remove %s, which this document does not delete; delete them in the same document, or name one config",
+				field, value, strings.Join(names, ", "))
+			pr.Outcome, pr.Reason = Invalid, msg
+			pr.Errors = []policy.FieldError{{Index: i, Field: field, Value: value, Code: policy.CodeInvalidParams, Rule: "wildcard-delete", Message: msg}}
+		} else {
+			pr.Outcome = Skipped
+			pr.Reason = "not applied: the document has invalid policies and is applied whole or not at all"
+		}
+		out = append(out, pr)
+	}
+	return out, nil
 }
 
 // notDone joins the causes of the policies a later delivery must redo: a misconfiguration

@@ -147,3 +147,32 @@ func InvalidResults(doc policy.Document, inv *policy.Invalid) (results []PolicyR
 	}
 	return results, docErrors
 }
+
+// NamedDomains checks a document applied as given (a webhook, the policy bus, a direct
+// invocation): each policy must name one domain, since a DomainName pattern means something
+// only to the default policies (LIVEPACK_POLICIES), which the new-domain event and the schedule
+// expand. It returns the errors, each naming the field, or nil.
+func NamedDomains(doc policy.Document) *policy.Invalid {
+	var errs []policy.FieldError
+	for i, p := range doc.Policies {
+		if policy.IsGlob(p.DomainName) {
+			errs = append(errs, policy.FieldError{Index: i, Field: "DomainName", Value: p.DomainName, Code: policy.CodeInvalidParams,
+				Rule: "no-pattern", Accepted: "one domain name",
+				Message: "DomainName " + p.DomainName + " is a pattern: patterns apply only to default policies (LIVEPACK_POLICIES); name one play domain"})
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return &policy.Invalid{Errors: errs}
+}
+
+// MinCalls is the fewest Live API calls applying ps can take: for each domain it names, one
+// DescribeLiveDomainDetail and one DescribeLivePackageConfig page, before any write.
+func MinCalls(ps []policy.Policy) int {
+	domains := map[string]bool{}
+	for _, p := range ps {
+		domains[p.DomainName] = true
+	}
+	return 2 * len(domains)
+}

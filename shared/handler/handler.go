@@ -24,6 +24,10 @@ import (
 
 // Handler routes decoded triggers. It is safe for concurrent use.
 type Handler struct {
+	// CallsPerMinute is the deployment's Live API budget (LIVEPACK_RATE), which the webhook
+	// weighs a document against before applying it; zero skips that check. Set it before use.
+	CallsPerMinute int
+
 	opts     apply.Options
 	verifier *webhooksig.Verifier
 	log      *slog.Logger
@@ -82,7 +86,7 @@ func (h *Handler) Invoke(ctx context.Context, raw []byte) (Response, error) {
 	opts := h.opts
 	opts.Logger = log
 	engine := apply.New(opts)
-	wh := &webhook.Handler{Verifier: h.verifier, Apply: engine.Apply, Log: log}
+	wh := &webhook.Handler{Verifier: h.verifier, Apply: engine.Apply, Log: log, CallsPerMinute: h.CallsPerMinute}
 	log = log.With("trigger", string(req.Kind), "source", req.Source)
 	switch req.Kind {
 	case intake.Webhook:
@@ -111,6 +115,11 @@ func (h *Handler) Invoke(ctx context.Context, raw []byte) (Response, error) {
 		return resp, done(log, res, err)
 	case intake.Policies, intake.Direct:
 		doc, err := policy.Parse(req.Document)
+		if err == nil {
+			if inv := apply.NamedDomains(doc); inv != nil {
+				err = inv
+			}
+		}
 		if err != nil {
 			return invalid(log, resp, req, doc, err)
 		}
@@ -208,6 +217,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	opts := h.opts
 	opts.Logger = log
 	engine := apply.New(opts)
-	wh := &webhook.Handler{Verifier: h.verifier, Apply: engine.Apply, Log: log}
+	wh := &webhook.Handler{Verifier: h.verifier, Apply: engine.Apply, Log: log, CallsPerMinute: h.CallsPerMinute}
 	wh.ServeHTTP(w, r.WithContext(WithRequestID(r.Context(), id)))
 }

@@ -146,3 +146,15 @@ func TestLogHandlerAddsRequestID(t *testing.T) {
 		t.Fatalf("%s", buf.String())
 	}
 }
+
+// TestBusPatternInvalid: a DomainName pattern in a policy-bus document is invalid, the field
+// named, and nothing is applied.
+func TestBusPatternInvalid(t *testing.T) {
+	h := newHandler(t, io.Discard)
+	ev := `{"specversion":"1.0","id":"bus-glob","source":"cms","type":"livepack.policies","data":{"policies":[{"DomainName":"*.example.com","AppName":"a","StreamName":"s","Protocol":"HLS_CMAF"}]}}`
+	resp, err := h.Invoke(context.Background(), []byte(ev))
+	if err != nil || resp.Result == nil || len(resp.Result.Results) != 1 || resp.Result.Results[0].Outcome != apply.Invalid ||
+		resp.Result.Results[0].Errors[0].Field != "DomainName" {
+		t.Fatalf("%+v %v", resp.Result, err)
+	}
+}

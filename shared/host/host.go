@@ -138,6 +138,7 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) 
 	}
 	w.API = client
 	w.Handler = handler.New(apply.Options{API: client, Store: store, Sinks: sinks, Defaults: cfg.Defaults}, cfg.WebhookSecrets, log)
+	w.Handler.CallsPerMinute = cfg.Rate
 	return w, nil
 }
 

@@ -14,12 +14,14 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"mime"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/livepack/livepack/shared/apply"
 	"github.com/livepack/livepack/shared/classify"
@@ -32,6 +34,15 @@ import (
 
 // MaxBody is the largest body accepted (413 above it).
 const MaxBody = 1 << 20
+
+// MaxPolicies is the most policies one webhook document may carry (413 above it): the account
+// quota is 300 calls a minute, so a larger document could not be applied before any CMS's
+// client gives up waiting for the answer. Split larger changes into several documents.
+const MaxPolicies = 300
+
+// AnswerWithin is when the answer is due for a request whose context has no deadline
+// (`livepack serve`): a CMS's HTTP client commonly gives up after 30 s.
+const AnswerWithin = 30 * time.Second
 
 // Trigger is the trigger word results carry for the webhook.
 const Trigger = "cms-webhook"
@@ -50,6 +61,10 @@ type Handler struct {
 	Verifier *webhooksig.Verifier
 	Apply    ApplyFunc
 	Log      *slog.Logger
+	// CallsPerMinute is the deployment's Live API budget (LIVEPACK_RATE): a document whose
+	// fewest calls (apply.MinCalls) exceed what the budget can serve before the answer is due
+	// is refused up front with 413. Zero skips the check.
+	CallsPerMinute int
 }
 
 // Handle answers one request, already decoded from its platform envelope.
@@ -84,6 +99,11 @@ func (h *Handler) Handle(ctx context.Context, req intake.HTTPRequest) intake.HTT
 	id := hdr.Get("webhook-id")
 	key := id
 	doc, err := policy.Parse(req.Body)
+	if err == nil {
+		if inv := apply.NamedDomains(doc); inv != nil {
+			err = inv
+		}
+	}
 	if err != nil {
 		res := apply.Result{Trigger: Trigger, Key: key, Results: []apply.PolicyResult{}, Notices: []apply.NoticeResult{}}
 		var inv *policy.Invalid
@@ -94,9 +114,21 @@ func (h *Handler) Handle(ctx context.Context, req intake.HTTPRequest) intake.HTT
 		}
 		return jsonResponse(http.StatusBadRequest, res)
 	}
+	if n := len(doc.Policies); n > MaxPolicies {
+		return text(http.StatusRequestEntityTooLarge, fmt.Sprintf("the document has %d policies; at most %d are accepted per document: split it", n, MaxPolicies))
+	}
+	if need, fit := apply.MinCalls(doc.Policies), capacity(ctx, h.CallsPerMinute); h.CallsPerMinute > 0 && need > fit {
+		return text(http.StatusRequestEntityTooLarge, fmt.Sprintf(
+			"the document needs at least %d Live API calls, and at most %d fit in the quota (LIVEPACK_RATE %d a minute) before this answer is due: split it into documents of fewer domains",
+			need, fit, h.CallsPerMinute))
+	}
 	sum := sha256.Sum256(req.Body)
 	res, err := h.Apply(ctx, Trigger, key, hex.EncodeToString(sum[:]), doc.Policies)
 	switch class := classify.Of(err); {
+	case err == nil && anyInvalid(res):
+		// A policy the engine refused before writing anything (a `*` Delete that would remove
+		// configs the document does not name): nothing was applied, as with a validation error.
+		return jsonResponse(http.StatusBadRequest, res)
 	case err == nil:
 		return jsonResponse(http.StatusOK, res)
 	case errors.Is(err, idempotency.ErrPayloadMismatch):
@@ -121,6 +153,25 @@ func (h *Handler) Handle(ctx context.Context, req intake.HTTPRequest) intake.HTT
 		r.Header.Set("Retry-After", strconv.Itoa(retryAfter))
 		return r
 	}
+}
+
+// capacity is the most calls a budget of perMinute can serve before ctx's answer is due: a full
+// window at once, then its refill.
+func capacity(ctx context.Context, perMinute int) int {
+	within := AnswerWithin
+	if dl, ok := ctx.Deadline(); ok {
+		within = max(time.Until(dl), 0)
+	}
+	return perMinute + int(float64(perMinute)*within.Minutes())
+}
+
+func anyInvalid(res apply.Result) bool {
+	for _, r := range res.Results {
+		if r.Outcome == apply.Invalid {
+			return true
+		}
+	}
+	return false
 }
 
 // ServeHTTP serves the webhook over plain HTTP (`livepack serve`).

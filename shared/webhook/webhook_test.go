@@ -138,3 +138,70 @@ func TestInvalidAnswerListsEveryError(t *testing.T) {
 		t.Fatalf("codes %v, want %v", codes, want)
 	}
 }
+
+// TestDocumentSizeAndTime: a DomainName pattern is a 400 naming the field; more than
+// MaxPolicies policies is a 413; a document whose fewest calls cannot fit in the budget before
+// the answer is due is a 413 up front, nothing applied; a policy the engine refused as invalid
+// is a 400.
+func TestDocumentSizeAndTime(t *testing.T) {
+	ver, err := webhooksig.NewVerifier(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := func(n, domains int, domain string) string {
+		var ps []string
+		for i := range n {
+			d := domain
+			if d == "" {
+				d = fmt.Sprintf("d%d.example.com", i%domains)
+			}
+			ps = append(ps, fmt.Sprintf(`{"DomainName":%q,"AppName":"a%d","StreamName":"*","Protocol":"HLS_CMAF"}`, d, i))
+		}
+		return `{"policies":[` + strings.Join(ps, ",") + `]}`
+	}
+	invalid := func(context.Context, string, string, string, []policy.Policy) (apply.Result, error) {
+		return apply.Result{Results: []apply.PolicyResult{{Outcome: apply.Invalid}}}, nil
+	}
+	created := func(context.Context, string, string, string, []policy.Policy) (apply.Result, error) {
+		return apply.Result{Results: []apply.PolicyResult{{Outcome: apply.Created}}}, nil
+	}
+	tests := []struct {
+		name     string
+		body     string
+		rate     int
+		deadline time.Duration
+		apply    ApplyFunc
+		status   int
+		says     string
+	}{
+		{"pattern", doc(2, 1, "*.example.com"), 0, 0, created, 400, `"field": "DomainName"`},
+		{"at the cap", doc(MaxPolicies, 1, ""), 0, 0, created, 200, ""},
+		{"over the cap", doc(MaxPolicies+1, 1, ""), 0, 0, created, 413, "at most 300"},
+		{"fits", doc(100, 100, ""), 250, 30 * time.Second, created, 200, ""},
+		{"cannot fit before the answer", doc(250, 250, ""), 250, 30 * time.Second, created, 413, "at least 500 Live API calls"},
+		{"fits with more time", doc(250, 250, ""), 250, 90 * time.Second, created, 200, ""},
+		{"engine refused", validBody, 0, 0, invalid, 400, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			applied := false
+			h := &Handler{Verifier: ver, CallsPerMinute: tt.rate, Apply: func(ctx context.Context, tr, key, hash string, ps []policy.Policy) (apply.Result, error) {
+				applied = true
+				return tt.apply(ctx, tr, key, hash, ps)
+			}}
+			ctx := context.Background()
+			if tt.deadline > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, tt.deadline)
+				defer cancel()
+			}
+			resp := h.Handle(ctx, intake.HTTPRequest{Method: "POST", Header: signed(t, secret, "m1", time.Now(), tt.body), Body: []byte(tt.body)})
+			if resp.Status != tt.status || !strings.Contains(string(resp.Body), tt.says) {
+				t.Fatalf("status %d, want %d with %q: %s", resp.Status, tt.status, tt.says, resp.Body)
+			}
+			if applied != (tt.status == 200 || tt.name == "engine refused") {
+				t.Fatalf("applied = %v", applied)
+			}
+		})
+	}
+}
