@@ -65,7 +65,7 @@ var samples = []sample{
 	{"cloudevent-policies.json", "policy-bus", 0, "created"},
 	{"policies.json", "direct", 0, "updated"},
 	{"policies-invalid.json", "direct", 0, "invalid"},
-	{"default-policies.json", "direct", 0, "failed"},
+	{"default-policies.json", "direct", 0, "invalid"},
 	{"fc-timer-report.json", "schedule", 0, ""},
 	{"scheduler-enforce.json", "schedule", 0, ""},
 	{"aws-scheduled-event.json", "schedule", 0, ""},

@@ -199,22 +199,17 @@ func TestBacklogBounded(t *testing.T) {
 	for name, mk := range stores(t) {
 		t.Run(name, func(t *testing.T) {
 			e := newEnv(t, mk())
-			e.recv.mu.Lock()
-			e.recv.failNext = 1 << 20
-			e.recv.mu.Unlock()
+			sink := sinkName(e)
 			const stuck = apply.BacklogKeys + 5
+			// Records of earlier runs whose sink was down: applied, notices pending.
 			for i := range stuck {
-				ps, hash := parse(t, fmt.Sprintf(`{"DomainName":"play.example.com","AppName":"app%d","StreamName":"*","Protocol":"HLS_CMAF"}`, i))
-				ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-				_, err := e.engine().Apply(ctx, "direct", fmt.Sprint("k", i), hash, ps)
-				cancel()
-				if err != nil {
+				id := fmt.Sprint("stuck-", i)
+				rec := idempotency.Record{Key: "direct:" + id, Status: idempotency.Applied, PayloadHash: "h", Result: []byte(`{}`),
+					Pending: []idempotency.PendingNotice{{ID: id, Event: []byte(`{"id":"` + id + `","subject":"t/` + id + `"}`), Sinks: []string{sink}}}}
+				if err := e.store.Put(context.Background(), rec); err != nil {
 					t.Fatal(err)
 				}
 			}
-			e.recv.mu.Lock()
-			e.recv.failNext = 0
-			e.recv.mu.Unlock()
 			next := func(i int) {
 				ps, hash := parse(t, fmt.Sprintf(`{"DomainName":"play.example.com","AppName":"new%d","StreamName":"*","Protocol":"HLS_CMAF"}`, i))
 				if _, err := e.engine().Apply(ctxT(t, 20*time.Second), "direct", fmt.Sprint("n", i), hash, ps); err != nil {
