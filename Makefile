@@ -10,25 +10,34 @@ DEMO_SECRET := whsec_bGl2ZXBhY2stZGVtby1zZWNyZXQtMDEyMzQ1Njc4OWFi
 
 .PHONY: demo test deps lint unit bench fuzz build build-LivepackFunction clean
 
-## demo: run the sample events through `livepack invoke` against the built-in emulator
+## demo: the sample events through `livepack invoke`, then adopting the result with export, plan
+## and apply, against an emulator; V=1 prints the full JSON documents
+V ?= 0
 demo: $(BIN)
 	@tmp=$$(mktemp -d); trap 'kill $$emu 2>/dev/null || true; rm -rf "$$tmp"' EXIT; \
 	$(BIN) emulator -addr 127.0.0.1:0 >"$$tmp/url" 2>"$$tmp/emulator.log" & emu=$$!; \
-	for i in $$(seq 100); do [ -s "$$tmp/url" ] && break; sleep 0.05; done; \
-	export LIVEPACK_ENDPOINT=$$(head -1 "$$tmp/url") LIVEPACK_STATE="file:$$tmp/state.db" \
+	for i in $$(seq 100); do [ "$$(wc -l <"$$tmp/url")" -ge 2 ] && break; sleep 0.05; done; \
+	export LIVEPACK_ENDPOINT=$$(sed -n 1p "$$tmp/url") LIVEPACK_STATE="file:$$tmp/state.db" \
 	  LIVEPACK_POLICIES=events/default-policies.json LIVEPACK_WEBHOOK_SECRET=$(DEMO_SECRET) LIVEPACK_NOTIFY=stdout; \
-	calls() { if command -v curl >/dev/null; then curl -s "$$LIVEPACK_ENDPOINT/_emulator/calls" | { grep -o '"action"' || true; } | wc -l; else echo 0; fi; }; \
-	step() { printf '\n\033[1m== %s\033[0m\n$$ livepack invoke %s\n' "$$1" "$${*:2}"; before=$$(calls); \
-	  $(BIN) invoke "$${@:2}" 2>>"$$tmp/livepack.log" || echo "(exit $$?)"; \
-	  printf '\033[2m(%s Live API calls)\033[0m\n' "$$(( $$(calls) - before ))"; }; \
-	echo "Live OpenAPI emulator at $$LIVEPACK_ENDPOINT (seed: play.example.com, push.example.com; online stream sports/final)"; \
-	step "A new play domain gets the default packaging (EventBridge: AddLiveDomain)" -event events/domain-created.json; \
-	step "The CMS posts a stream policy: applied, with its restart-ingest notice" -sign -event events/fc-http-webhook.json; \
-	step "The same webhook delivered again: a replay, no API call, no notice" -sign -event events/fc-http-webhook.json; \
-	step "An invalid policy is refused with the API's error codes, before any call" -event events/policies-invalid.json; \
-	step "A new ingest domain is skipped" -event events/domain-created-ingest.json; \
-	step "The scheduled reconcile reports drift from the default policies" -event events/fc-timer-report.json; \
-	printf '\nLive API calls the emulator served in all: %s\n' "$$(calls)"
+	fmt=text; [ "$(V)" = 1 ] && fmt=json; \
+	step() { [ -z "$$1" ] || printf '\n\033[1m== %s\033[0m\n' "$$1"; printf '$$ livepack %s\n' "$${*:2}"; \
+	  $(BIN) "$${@:2}" -o $$fmt 2>>"$$tmp/livepack.log" || echo "(exit $$?)"; }; \
+	echo "Live OpenAPI emulator at $$LIVEPACK_ENDPOINT; $$(sed -n 2p "$$tmp/url")"; \
+	step "A new play domain gets the default packaging (EventBridge: AddLiveDomain)" invoke -event events/domain-created.json; \
+	step "The CMS posts a stream policy: applied, with its restart-ingest notice" invoke -sign -event events/fc-http-webhook.json; \
+	step "The same webhook delivered again: a replay, no API call, no notice" invoke -sign -event events/fc-http-webhook.json; \
+	step "An invalid policy is refused with the API's error codes, before any call" invoke -event events/policies-invalid.json; \
+	step "A new ingest domain is skipped" invoke -event events/domain-created-ingest.json; \
+	step "The scheduled reconcile reports drift from the default policies" invoke -event events/fc-timer-report.json; \
+	printf '\n\033[1m== %s\033[0m\n$$ livepack export -domain play.example.com -o adopt.json\n' "Adopting what is there: every config as a policy document"; \
+	$(BIN) export -domain play.example.com -o "$$tmp/adopt.json" 2>>"$$tmp/livepack.log"; \
+	if [ "$(V)" = 1 ]; then cat "$$tmp/adopt.json"; else n=$$(grep -c '"DomainName"' "$$tmp/adopt.json"); echo "$$n polic$$([ "$$n" = 1 ] && echo y || echo ies) exported"; fi; \
+	step "Its plan shows no change" plan -f "$$tmp/adopt.json" -prune; \
+	sed '0,/"SegmentNum": 3/s//"SegmentNum": 4/' "$$tmp/adopt.json" >"$$tmp/edited.json"; \
+	step "One edit (SegmentNum 3 -> 4 in the first policy), planned, then applied" plan -f "$$tmp/edited.json"; \
+	step "" apply -f "$$tmp/edited.json"; \
+	if command -v curl >/dev/null; then printf '\nLive API calls the emulator served in all: %s\n' \
+	  "$$(curl -s "$$LIVEPACK_ENDPOINT/_emulator/calls" | { grep -o '"action"' || true; } | wc -l)"; fi
 
 $(BIN): $(shell find functions shared -name '*.go' -not -name '*_test.go') go.mod go.sum
 	@mkdir -p bin
@@ -37,10 +46,12 @@ $(BIN): $(shell find functions shared -name '*.go' -not -name '*_test.go') go.mo
 ## test: everything CI runs; installs what the tests need first
 test: deps lint unit
 
-## deps: redis-server (Debian) and the Node SDK used by the conformance test
+## deps: a C compiler (for -race) and redis-server from Debian, cfn-lint from pip, the Node SDK used
+## by the conformance test from npm
 deps:
-	@command -v redis-server >/dev/null || { echo "installing redis-server"; $(SUDO) apt-get update -qq && \
-	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+	@for p in gcc redis-server; do command -v $$p >/dev/null || { echo "installing $$p"; $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$p >/dev/null; }; done
+	@command -v cfn-lint >/dev/null || { echo "installing cfn-lint"; pip install --quiet cfn-lint; }
 	@[ -d $(NODE_DIR)/node_modules ] || npm ci --prefix $(NODE_DIR) --no-audit --no-fund --loglevel=error
 	@$(GO) mod download
 

@@ -281,3 +281,24 @@ func TestSchemaCommand(t *testing.T) {
 		t.Fatalf("schema: exit %d\n%s", code, out)
 	}
 }
+
+// TestSeedSummary: the emulator's second stdout line names every domain, its kind and status,
+// every online stream and the number of configs of the seed.
+func TestSeedSummary(t *testing.T) {
+	s := emulator.DefaultSeed()
+	got := seedSummary(s)
+	for _, d := range s.Domains {
+		if !strings.Contains(got, d.DomainName) {
+			t.Errorf("%s is not named: %s", d.DomainName, got)
+		}
+	}
+	for _, st := range s.OnlineStreams {
+		if !strings.Contains(got, st.DomainName+"/"+st.AppName+"/"+st.StreamName) {
+			t.Errorf("stream %s/%s is not named: %s", st.AppName, st.StreamName, got)
+		}
+	}
+	want := "seed: 4 play domains play.example.com, new.example.com, global.example.com, staging.example.com (configuring); 1 ingest domain push.example.com; 3 online streams"
+	if !strings.HasPrefix(got, want) || !strings.HasSuffix(got, "; 0 package configs") {
+		t.Errorf("seed summary:\n%s\nwant prefix:\n%s", got, want)
+	}
+}

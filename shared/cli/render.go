@@ -59,6 +59,10 @@ func printInvocation(o output, res *apply.Result, status int, body []byte, inv i
 	}
 	o.table("  ", nil, rows)
 	for _, n := range res.Notices {
+		if res.Replayed {
+			o.printf("  %s %s: sent by the run being replayed, not sent again\n", o.paint(styleBold, "notice"), short(n.ID, 12))
+			continue
+		}
 		o.printf("  %s %s\n", o.paint(styleBold, "notice"), noticeLine(o, n, inv.notices[n.ID]))
 	}
 }
@@ -82,6 +86,11 @@ func resultDetail(r apply.PolicyResult) string {
 		msgs := make([]string, len(r.Errors))
 		for i, fe := range r.Errors {
 			msgs[i] = fe.Message
+			if len(r.Errors) > 1 {
+				// One line per policy: what is wrong with each field; `livepack validate`
+				// spells out what each accepts.
+				msgs[i], _, _ = strings.Cut(fe.Message, "; accepted: ")
+			}
 		}
 		d = strings.Join(msgs, "; ")
 	case apply.Skipped:

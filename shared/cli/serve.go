@@ -19,7 +19,7 @@ import (
 var emulatorCommand = &command{
 	name:    "emulator",
 	usage:   "[-addr HOST:PORT] [-seed FILE] [-rate N] [-quota window|bucket] [-fail-rate F] [-fail-seed N] [-fail-kinds K] [-domain-hidden D] [-domain-configuring D]",
-	summary: "run the Live OpenAPI emulator in the foreground; the first stdout line is its URL",
+	summary: "run the Live OpenAPI emulator in the foreground; the first stdout line is its URL, the second its seed",
 	about: `Serves the Live OpenAPI 2016-11-01 actions livepack uses, with V3 and V1 signatures checked
 (key pair emulator / emulator-secret), the documented rules and error codes, a per-key quota and
 optional injected faults. GET /_emulator/calls lists every call, GET /_emulator/state the domains,
@@ -69,6 +69,9 @@ the printed URL.`,
 				return ExitUsage
 			}
 			fmt.Fprintln(sio.Stdout, u)
+			// The second line says what the emulator starts with, so a demo or a person
+			// describes it truthfully.
+			fmt.Fprintln(sio.Stdout, seedSummary(s))
 			<-ctx.Done()
 			return ExitOK
 		}
