@@ -8,7 +8,7 @@ BIN := bin/livepack
 BUILD_FLAGS := -tags lambda.norpc -trimpath -ldflags='-s -w'
 DEMO_SECRET := whsec_bGl2ZXBhY2stZGVtby1zZWNyZXQtMDEyMzQ1Njc4OWFi
 
-.PHONY: demo test deps lint unit bench fuzz build build-LivepackFunction clean
+.PHONY: demo test deps lint unit soak bench fuzz build build-LivepackFunction clean
 
 ## demo: the sample events through `livepack invoke`, then adopting the result with export, plan
 ## and apply, against an emulator; V=1 prints the full JSON documents
@@ -62,6 +62,11 @@ lint:
 
 unit:
 	LIVEPACK_REQUIRE_REDIS=1 LIVEPACK_REQUIRE_NODE=1 LIVEPACK_REQUIRE_CFNLINT=1 $(GO) test -race -count=1 -timeout 15m ./...
+
+## soak: the fault campaign, long (its short run is part of `make unit`); one line per scenario
+soak:
+	LIVEPACK_SOAK=1 LIVEPACK_REQUIRE_REDIS=1 $(GO) test -race -count=1 -timeout 120m -v ./shared/campaign/ | \
+	  { grep -E '^(campaign |\s+\S+_test\.go:|--- FAIL|FAIL|ok)' || true; }
 
 ## bench: every benchmark, one run
 bench:
