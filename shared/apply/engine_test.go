@@ -375,9 +375,12 @@ func TestCrashBetweenApplyAndNotice(t *testing.T) {
 	if _, total, _ := e.recv.counts(); total != 0 {
 		t.Fatal("the crashed run delivered a notice")
 	}
-	// The platform retries once the crashed run's lease has lapsed.
+	// The platform retries once the crashed run's lease has lapsed: within seconds, since the
+	// lease is short and no heartbeat renews it any more.
 	var res apply.Result
 	var err error
+	crashedAt := time.Now()
+	defer func() { t.Logf("the retry succeeded %s after the crash", time.Since(crashedAt).Round(time.Second)) }()
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		res, err = e.engine().Apply(ctxT(t, 20*time.Second), "cms-webhook", "msg_crash", hash, ps)
 		if !errors.Is(err, idempotency.ErrInProgress) {
