@@ -336,3 +336,38 @@ func TestReconcileProgress(t *testing.T) {
 		t.Fatalf("%d progress lines for %d domains, want %d", lines, checked, want)
 	}
 }
+
+// TestReconcileListingSpansRuns: a listing longer than a run resumes at the next page, and the
+// pass still reads each domain once.
+func TestReconcileListingSpansRuns(t *testing.T) {
+	const n = 2*liveapi.DomainPageSize + 20
+	e, _, clk := passEnv(t, n, nil)
+	r1 := run(t, e, clk, "l1", apply.Report, 2)
+	if r1.Reconcile.Checked != 0 || r1.Reconcile.Domains != n || !strings.Contains(r1.Reconcile.Note, "deadline") {
+		t.Fatalf("run 1: %+v", r1.Reconcile)
+	}
+	for i := 2; ; i++ {
+		res := run(t, e, clk, fmt.Sprint("l", i), apply.Report, 60)
+		if res.Reconcile.Complete {
+			break
+		}
+		if i > 5 {
+			t.Fatalf("no pass end: %+v", res.Reconcile)
+		}
+	}
+	reads := configReads(e, 0)
+	lists := 0
+	for _, c := range e.emu.Calls() {
+		if c.Action == "DescribeLiveUserDomains" {
+			lists++
+		}
+	}
+	if len(reads) != n || lists != 3 {
+		t.Fatalf("%d domains read, %d listing pages", len(reads), lists)
+	}
+	for d, k := range reads {
+		if k != 1 {
+			t.Fatalf("%s read %d times", d, k)
+		}
+	}
+}
