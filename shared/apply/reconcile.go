@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 	"time"
@@ -563,7 +564,7 @@ func (r *reconciler) fillRate(sum *ReconcileSummary) {
 	if sum.Checked == 0 || el <= 0 {
 		return
 	}
-	sum.Rate = float64(sum.Checked) / el.Minutes()
+	sum.Rate = math.Round(float64(sum.Checked)/el.Minutes()*10) / 10
 	left := sum.Domains - sum.PassChecked
 	if sum.Complete || left <= 0 {
 		return
