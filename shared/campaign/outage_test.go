@@ -14,6 +14,7 @@ import (
 // comes back, again and again (cutting the connections in flight). Every failed invocation
 // is delivered again; once everything is back, later invocations deliver what is still owed.
 func TestOutages(t *testing.T) {
+	t.Parallel()
 	for _, part := range []string{"receiver", "api"} {
 		t.Run(part, func(t *testing.T) {
 			t.Parallel()
