@@ -66,6 +66,10 @@ func (c Class) String() string {
 // recently that Describe does not show it). A later delivery succeeds.
 var ErrDomainNotReady = errors.New("the domain is not ready yet (just added or still configuring); retry later")
 
+// ErrPoison marks an event that can never be handled, whatever its cause says: the handler
+// wraps every decoding failure of an event in it.
+var ErrPoison = errors.New("the event can never be handled")
+
 // ErrMisconfigured marks an error livepack's own configuration causes.
 var ErrMisconfigured = errors.New("livepack is misconfigured")
 
@@ -162,6 +166,7 @@ var Table = []Row{
 	{"API: request time refused (InvalidTimeStamp.*: this host's clock is wrong)", Misconfig, apiCode("InvalidTimeStamp.")},
 	{"store: Redis refused the credentials (NOAUTH, WRONGPASS, NOPERM)", Misconfig, redisReply("NOAUTH", "WRONGPASS", "NOPERM")},
 
+	{"marked poison (an event that cannot be decoded)", Poison, is(ErrPoison)},
 	{"undecodable event (no envelope livepack knows)", Poison, is(intake.ErrUnrecognized)},
 	{"undecodable event (JSON syntax)", Poison, func(err error) bool { var e *json.SyntaxError; return errors.As(err, &e) }},
 	{"undecodable event (JSON types)", Poison, func(err error) bool { var e *json.UnmarshalTypeError; return errors.As(err, &e) }},

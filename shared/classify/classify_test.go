@@ -67,6 +67,7 @@ func TestTable(t *testing.T) {
 		{"redis password", fmt.Errorf("quota: redis: %w", redisReplyErr("NOAUTH Authentication required.")), Misconfig},
 		{"redis acl", redisReplyErr("WRONGPASS invalid username-password pair"), Misconfig},
 
+		{"marked poison", fmt.Errorf("handler: %w: intake: AddLiveDomain event e1 has no requestParameters.DomainName", ErrPoison), Poison},
 		{"unrecognized event", fmt.Errorf("handler: %w", intake.ErrUnrecognized), Poison},
 		{"json syntax", fmt.Errorf("intake: %w", syntax), Poison},
 		{"json types", typeErr, Poison},

@@ -76,7 +76,8 @@ func (h *Handler) Invoke(ctx context.Context, raw []byte) (Response, error) {
 	}
 	req, err := intake.Decode(raw)
 	if err != nil {
-		err = fmt.Errorf("handler: %w", err)
+		// Decoding is deterministic: the same bytes fail the same way on every redelivery.
+		err = fmt.Errorf("handler: %w: %w", classify.ErrPoison, err)
 		res := apply.Result{Trigger: "unrecognized", Results: []apply.PolicyResult{}, Notices: []apply.NoticeResult{},
 			Errors: []policy.FieldError{{Index: -1, Code: policy.CodeInvalidParams, Message: err.Error()}},
 			Note:   "the event can never be handled: acknowledged and dropped (" + classify.Of(err).String() + ")"}

@@ -110,7 +110,8 @@ func TestInvokeSamples(t *testing.T) {
 func TestPoisonAcknowledged(t *testing.T) {
 	var logs bytes.Buffer
 	h := newHandler(t, &logs)
-	for _, raw := range []string{`{"what":"ever"}`, `{"policies":`, `["a","b"]`} {
+	for _, raw := range []string{`{"what":"ever"}`, `{"policies":`, `["a","b"]`,
+		`{"specversion":"1.0","id":"e1","source":"s","type":"live:ActionTrail:ApiCall","data":{"eventName":"AddLiveDomain"}}`} {
 		logs.Reset()
 		resp, err := h.Invoke(context.Background(), []byte(raw))
 		if err != nil || resp.Result == nil || len(resp.Result.Errors) != 1 {
