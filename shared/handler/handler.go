@@ -179,6 +179,11 @@ func done(log *slog.Logger, res apply.Result, err error) error {
 }
 
 func outcomes(res apply.Result) string {
+	if res.Reconcile != nil && res.Reconcile.Outcomes != nil {
+		// A reconcile lists only the configs worth a look; it counts them all.
+		b, _ := json.Marshal(res.Reconcile.Outcomes)
+		return string(b)
+	}
 	counts := map[string]int{}
 	for _, r := range res.Results {
 		counts[r.Outcome]++

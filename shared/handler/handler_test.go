@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -157,5 +158,22 @@ func TestBusPatternInvalid(t *testing.T) {
 	if err != nil || resp.Result == nil || len(resp.Result.Results) != 1 || resp.Result.Results[0].Outcome != apply.Invalid ||
 		resp.Result.Results[0].Errors[0].Field != "DomainName" {
 		t.Fatalf("%+v %v", resp.Result, err)
+	}
+}
+
+// TestReconcileOutcomesLogged: a schedule's log line counts every config checked, not only the
+// few its result lists.
+func TestReconcileOutcomesLogged(t *testing.T) {
+	var logs bytes.Buffer
+	h := newHandler(t, &logs)
+	ev := `{"mode":"report","id":"sched-1","policies":[{"DomainName":"*","AppName":"*","StreamName":"*","Protocol":"HLS_CMAF"}]}`
+	resp, err := h.Invoke(context.Background(), []byte(ev))
+	if err != nil || resp.Result == nil || resp.Result.Reconcile == nil {
+		t.Fatalf("%+v, %v", resp, err)
+	}
+	// The seed's online play domains have no configs: each one's catch-all is drift.
+	want := `"outcomes":"{\"drift\":` + strconv.Itoa(resp.Result.Reconcile.Checked) + `}"`
+	if !strings.Contains(logs.String(), want) {
+		t.Fatalf("log lacks %s:\n%s", want, logs.String())
 	}
 }
