@@ -302,3 +302,12 @@ func TestSeedSummary(t *testing.T) {
 		t.Errorf("seed summary:\n%s\nwant prefix:\n%s", got, want)
 	}
 }
+
+// TestWebhookStatusInText: a webhook answer is headed by its HTTP status, and an error body
+// is shown as its message.
+func TestWebhookStatusInText(t *testing.T) {
+	code, out, _ := run(t, map[string]string{"HOME": t.TempDir()}, "", "invoke", "-event", "../../events/fc-http-webhook.json", "-o", "text")
+	if code != 1 || !strings.HasPrefix(out, "HTTP 401 Unauthorized") || !strings.Contains(out, "no secret configured") || strings.Contains(out, `{"error"`) {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+}

@@ -22,6 +22,8 @@ type output struct {
 	w     io.Writer
 	json  bool
 	color bool
+	// headers puts column names over a result's rows (apply's table).
+	headers bool
 }
 
 // formatFlag registers -o on a command whose result has a text and a JSON form.

@@ -97,6 +97,7 @@ $ livepack apply -f policies.json`,
 					return ExitFailed
 				}
 			}
+			out.headers = true
 			return invoke(ctx, raw, out, sio)
 		}
 	},

@@ -138,7 +138,7 @@ func TestPlanApplyPrune(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("apply: exit %d\n%s\n%s", code, out, errs)
 	}
-	for _, w := range []string{"updated    play.example.com/sports/*", "SegmentDuration 1 → 2, PartDuration 350 → 700",
+	for _, w := range []string{"OUTCOME    TARGET                     CHANGE", "updated    play.example.com/sports/*", "SegmentDuration 1 → 2, PartDuration 350 → 700",
 		"created    play.example.com/news/*", "unchanged  play.example.com/keep/*", "skipped    push.example.com/x/*", "notice play.example.com/sports/* updated"} {
 		if !strings.Contains(out, w) {
 			t.Errorf("apply's table lacks %q:\n%s", w, out)

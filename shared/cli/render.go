@@ -37,7 +37,14 @@ func printInvocation(o output, res *apply.Result, status int, body []byte, inv i
 	head = append(head, plural(int(inv.calls), "Live API call"))
 	o.printf("%s\n", strings.Join(head, "  "))
 	if res == nil {
-		if msg := strings.TrimSpace(string(body)); msg != "" {
+		msg := strings.TrimSpace(string(body))
+		var e struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(body, &e) == nil && e.Error != "" {
+			msg = e.Error
+		}
+		if msg != "" {
 			o.printf("  %s\n", msg)
 		}
 		return
@@ -57,7 +64,11 @@ func printInvocation(o output, res *apply.Result, status int, body []byte, inv i
 		rows = append(rows, []cell{{r.Outcome, outcomeStyle(r.Outcome)}, {target(r.DomainName, r.AppName, r.StreamName), styleNone},
 			{resultDetail(r), styleNone}})
 	}
-	o.table("  ", nil, rows)
+	var header []string
+	if o.headers {
+		header = []string{"OUTCOME", "TARGET", "CHANGE"}
+	}
+	o.table("  ", header, rows)
 	for _, n := range res.Notices {
 		if res.Replayed {
 			o.printf("  %s %s: sent by the run being replayed, not sent again\n", o.paint(styleBold, "notice"), short(n.ID, 12))
