@@ -227,3 +227,47 @@ func TestBacklogBounded(t *testing.T) {
 		})
 	}
 }
+
+// slowAPI makes the first write take longer than a lease, as a slow API or a long document does.
+type slowAPI struct {
+	liveapi.API
+	d       time.Duration
+	started chan struct{}
+}
+
+func (s *slowAPI) AddPackageConfig(ctx context.Context, pc liveapi.PackageConfig) error {
+	close(s.started)
+	select {
+	case <-time.After(s.d):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return s.API.AddPackageConfig(ctx, pc)
+}
+
+// TestHeartbeatKeepsTheKey: a run that works longer than its lease keeps its key (its heartbeat
+// renews the lease), so no redelivery takes it over meanwhile; it finishes and completes.
+func TestHeartbeatKeepsTheKey(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	ps, hash := parse(t, sportsLL)
+	slow := &slowAPI{API: e.api, d: idempotency.LeaseTTL + 2*time.Second, started: make(chan struct{})}
+	opts := e.opts
+	opts.API = slow
+	done := make(chan error, 1)
+	go func() {
+		_, err := apply.New(opts).Apply(ctxT(t, time.Minute), "cms-webhook", "msg_slow", hash, ps)
+		done <- err
+	}()
+	<-slow.started
+	time.Sleep(idempotency.LeaseTTL + time.Second) // past the first lease's end
+	if _, err := e.engine().Apply(ctxT(t, 20*time.Second), "cms-webhook", "msg_slow", hash, ps); !errors.Is(err, idempotency.ErrInProgress) {
+		t.Fatalf("a redelivery while the run works: %v, want in progress", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if e.writes() != 1 {
+		t.Fatalf("%d writes, want 1", e.writes())
+	}
+}
