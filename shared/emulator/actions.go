@@ -5,14 +5,25 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 )
 
-// The AddLivePackageConfig page, read independently of the policy model: a name is up to 255
-// letters, digits, '-' or '_', not starting with '-' or '_', or a lone '*'.
-var (
-	nameRule  = regexp.MustCompile(`^(\*|[A-Za-z0-9][A-Za-z0-9_-]{0,254})$`)
-	protocols = map[string]bool{"HLS_CMAF": true, "LLHLS_TS": true, "LLHLS_CMAF": true, "DASH_CMAF": true, "HLSDASH_CMAF": true}
-)
+// nameRule is the AddLivePackageConfig page, read independently of the policy model: a name is
+// up to 255 letters, digits, '-' or '_', not starting with '-' or '_', or a lone '*'. It is
+// compiled on first use: the cloud hosts link the emulator but never run it, and compiling the
+// 255-fold repetition at start would cost every cold start milliseconds.
+var nameRule = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(\*|[A-Za-z0-9][A-Za-z0-9_-]{0,254})$`)
+})
+
+// validProtocol is the page's Protocol list (a switch, so nothing is built at start).
+func validProtocol(p string) bool {
+	switch p {
+	case "HLS_CMAF", "LLHLS_TS", "LLHLS_CMAF", "DASH_CMAF", "HLSDASH_CMAF":
+		return true
+	}
+	return false
+}
 
 func lowLatency(p string) bool { return p == "LLHLS_TS" || p == "LLHLS_CMAF" }
 
@@ -47,13 +58,13 @@ func readConfig(req *request, update bool) (PackageConfig, *apiError) {
 	}
 	c.DomainName, c.AppName, c.StreamName = req.params.Get("DomainName"), req.params.Get("AppName"), req.params.Get("StreamName")
 	c.Protocol = req.params.Get("Protocol")
-	if !nameRule.MatchString(c.AppName) {
+	if !nameRule().MatchString(c.AppName) {
 		return c, badParam("InvalidParams", "AppName %q is invalid", c.AppName)
 	}
-	if !nameRule.MatchString(c.StreamName) {
+	if !nameRule().MatchString(c.StreamName) {
 		return c, badParam("InvalidParams", "StreamName %q is invalid", c.StreamName)
 	}
-	if !protocols[c.Protocol] {
+	if !validProtocol(c.Protocol) {
 		return c, badParam("InvalidProtocol", "Protocol %q is invalid", c.Protocol)
 	}
 	ll := lowLatency(c.Protocol)
