@@ -48,6 +48,11 @@ const (
 // A pass first lists the online play domains page by page into the cursor's pages (that list
 // is the set of domains that existed at the pass's start), then checks them in that order.
 // Each run resumes at (Page, Index), the domain after the last one it finished.
+//
+// A listing normally fits in one run (DescribeLiveUserDomains has a budget of its own). One
+// that spans runs resumes by page number, and the API pages by position: a domain deleted
+// between two of its runs shifts the later pages, so one domain can slip past this pass's
+// listing; the next pass lists it.
 type cursorState struct {
 	Pass      int       `json:"pass"`
 	StartedAt time.Time `json:"startedAt"`
@@ -497,8 +502,9 @@ func (r *reconciler) progress(ctx context.Context) string {
 
 // save writes the cursor and renews its lease; release gives the lease up.
 func (r *reconciler) save(ctx context.Context, release bool) error {
-	r.st.Calls += r.stats.Calls.Load() - r.calls0 - r.sum.Calls
-	r.sum.Calls = r.stats.Calls.Load() - r.calls0
+	calls := r.stats.Calls.Load() - r.calls0
+	r.st.Calls += calls - r.sum.Calls
+	r.sum.Calls = calls
 	b, err := json.Marshal(r.st)
 	if err != nil {
 		return fmt.Errorf("apply: reconcile cursor: %w", err)
