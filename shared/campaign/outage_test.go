@@ -10,18 +10,18 @@ import (
 	"github.com/livepack/livepack/shared/campaign"
 )
 
-// TestOutages: events keep coming while the notice receiver or the Live API goes away and
-// comes back, again and again (cutting the connections in flight). Every failed invocation
+// TestOutages: events keep coming while Redis, the notice receiver or the Live API goes away
+// and comes back, again and again (cutting the connections in flight). Every failed invocation
 // is delivered again; once everything is back, later invocations deliver what is still owed.
 func TestOutages(t *testing.T) {
 	t.Parallel()
-	for _, part := range []string{"receiver", "api"} {
+	for _, part := range []string{"redis", "receiver", "api"} {
 		t.Run(part, func(t *testing.T) {
 			t.Parallel()
 			start := time.Now()
 			l := newLab(t, labOptions{redis: true})
 			h := l.instance(nil)
-			proxy := map[string]*campaign.Proxy{"receiver": l.sink, "api": l.api}[part]
+			proxy := map[string]*campaign.Proxy{"redis": l.redis, "receiver": l.sink, "api": l.api}[part]
 			m := newModel(int64(len(part)), 8, "play.example.com", "global.example.com")
 			outages := scale(3, 30)
 			stop := make(chan struct{})
