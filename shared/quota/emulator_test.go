@@ -150,3 +150,53 @@ func TestScheduledLaneLeavesReserve(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkWebhookDuringReconcile: the scheduled lane has filled its share of a 300/min window
+// (it keeps asking, and waits); a 10-policy webhook's calls (one Describe, ten writes) are
+// timed: they come from the reserve at once, not after the window moves.
+func BenchmarkWebhookDuringReconcile(b *testing.B) {
+	const rate = 300
+	for b.Loop() {
+		b.StopTimer()
+		lim := quota.NewLocal(rate)
+		s := emulator.New(emulator.Options{Seed: emulator.DefaultSeed(), Rate: rate})
+		srv := httptest.NewServer(s)
+		typ, id, secret := "access_key", emulator.AccessKeyID, emulator.AccessKeySecret
+		cred, _ := credentials.NewCredential(&credentials.Config{Type: &typ, AccessKeyId: &id, AccessKeySecret: &secret})
+		c, err := liveapi.New(liveapi.Options{Endpoint: srv.URL, Credential: cred, Limiter: lim})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		sched := quota.WithLane(ctx, quota.Scheduled)
+		for range rate * 8 / 10 {
+			if _, err := c.DescribePackageConfigs(sched, "play.example.com"); err != nil {
+				b.Fatal(err)
+			}
+		}
+		done := make(chan struct{})
+		go func() { // the reconcile keeps waiting for its lane
+			defer close(done)
+			_, _ = c.DescribePackageConfigs(sched, "play.example.com")
+		}()
+		b.StartTimer()
+		if _, err := c.DescribePackageConfigs(ctx, "play.example.com"); err != nil {
+			b.Fatal(err)
+		}
+		for i := range 10 {
+			pc := liveapi.PackageConfig{DomainName: "play.example.com", AppName: fmt.Sprintf("app%d", i), StreamName: "*",
+				Protocol: "HLS_CMAF", SegmentNum: 3, SegmentDuration: 5, IgnoreTranscode: true}
+			if err := c.AddPackageConfig(ctx, pc); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StopTimer()
+		cancel()
+		<-done
+		srv.Close()
+		if n := throttles(s); n != 0 {
+			b.Fatalf("%d calls throttled", n)
+		}
+		b.StartTimer()
+	}
+}
