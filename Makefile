@@ -71,7 +71,12 @@ soak:
 ## bench: every benchmark, one run
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./... >/dev/null
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	@out=$$(mktemp); trap 'rm -f "$$out"' EXIT; \
+	$(GO) test -run '^$$' -bench . -benchmem ./... | tee "$$out"; \
+	printf '\nRatios measured in this run (livepack ÷ hello-world aws-lambda-go):\n'; \
+	awk '$$1 ~ /^Benchmark(ColdStart|Invoke)\/(hello|livepack)/ { split($$1, p, "/"); sub(/-[0-9]+$$/, "", p[2]); t[p[1] "/" p[2]] = $$3 } \
+	  END { for (b in t) if (b ~ /\/livepack$$/) { base = b; sub(/livepack$$/, "hello", base); name = b; sub(/\/livepack$$/, "", name); \
+	    if (t[base] > 0) printf "  %-22s %.2fx (%.1f ms vs %.1f ms)\n", name, t[b] / t[base], t[b] / 1e6, t[base] / 1e6 } }' "$$out"
 
 ## fuzz: each fuzz target for a short while (FUZZTIME=30s)
 FUZZTIME ?= 20s
