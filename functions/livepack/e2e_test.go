@@ -111,6 +111,7 @@ func envFor(t testing.TB, opts emulator.Options) []string {
 	policies, _ := filepath.Abs("../../events/default-policies.json")
 	return []string{
 		"LIVEPACK_ENDPOINT=" + srv.URL,
+		"LIVEPACK_INSECURE_ENDPOINT=1", // the emulator speaks plain HTTP
 		"LIVEPACK_POLICIES=" + policies,
 		"LIVEPACK_WEBHOOK_SECRET=" + webhookSecret,
 		"LIVEPACK_NOTIFY_SECRET=" + notifySecret,
@@ -225,7 +226,28 @@ func TestLambdaRuntime(t *testing.T) {
 	if !strings.Contains(logs, `"requestId":"req-domain-created.json"`) {
 		t.Errorf("log lines do not carry the Lambda request id:\n%s", logs)
 	}
+	startLine(t, logs, "access key from Secrets Manager secret livepack")
 	noSecrets(t, logs)
+}
+
+// startLine checks the line a cloud instance logs at start: where its calls go and where its
+// credentials come from.
+func startLine(t *testing.T, logs, credentials string) {
+	t.Helper()
+	for _, line := range strings.Split(logs, "\n") {
+		if !strings.Contains(line, `"msg":"livepack started"`) {
+			continue
+		}
+		var l struct{ Endpoint, Region, Credentials string }
+		if err := json.Unmarshal([]byte(line[strings.Index(line, "{"):]), &l); err != nil {
+			t.Fatalf("start line %q: %v", line, err)
+		}
+		if !strings.HasPrefix(l.Endpoint, "http://127.0.0.1:") || l.Region != "cn-shanghai" || l.Credentials != credentials {
+			t.Fatalf("start line %s: want the emulator's endpoint, cn-shanghai and credentials %q", line, credentials)
+		}
+		return
+	}
+	t.Fatalf("no start line in the logs:\n%s", logs)
 }
 
 // TestFunctionComputeRuntime runs every sample through the FC runtime API. The emulator knows
@@ -248,6 +270,7 @@ func TestFunctionComputeRuntime(t *testing.T) {
 	if !strings.Contains(logs, `"requestId":"fc-domain-created.json"`) {
 		t.Errorf("log lines do not carry the FC request id:\n%s", logs)
 	}
+	startLine(t, logs, "FC invocation role credentials, else Alibaba Cloud default credential chain")
 	noSecrets(t, logs)
 }
 
@@ -262,6 +285,22 @@ func TestStartRejectsBadConfig(t *testing.T) {
 	for _, v := range []string{"LIVEPACK_RATE", "LIVEPACK_STATE"} {
 		if !strings.Contains(string(out), v) {
 			t.Errorf("output does not name %s: %s", v, out)
+		}
+	}
+}
+
+// TestCloudRefusesPlainHTTPEndpoint: a cloud host never signs with its credentials over plain
+// HTTP, unless the testing switch says so; the refusal is one line naming the variable.
+func TestCloudRefusesPlainHTTPEndpoint(t *testing.T) {
+	for _, runtime := range []string{"AWS_LAMBDA_RUNTIME_API", "FC_RUNTIME_API"} {
+		cmd := exec.Command(bootstrap)
+		cmd.Env = []string{runtime + "=127.0.0.1:1", "LIVEPACK_ENDPOINT=http://127.0.0.1:9", "HOME=" + t.TempDir()}
+		out, err := cmd.CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+			t.Fatalf("%s: exit %v, want 2: %s", runtime, err, out)
+		}
+		if lines := strings.Split(strings.TrimSpace(string(out)), "\n"); len(lines) != 1 || !strings.HasPrefix(lines[0], "LIVEPACK_ENDPOINT: ") {
+			t.Fatalf("%s: want one line naming LIVEPACK_ENDPOINT, got:\n%s", runtime, out)
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -28,8 +29,42 @@ const (
 	Lambda Host = "lambda"
 )
 
-// DefaultEndpoint is the Live OpenAPI's public endpoint, the cloud hosts' default.
+// DefaultEndpoint is the Live OpenAPI's public endpoint: it serves the Chinese mainland regions,
+// Tokyo, Mumbai and Jakarta.
 const DefaultEndpoint = "live.aliyuncs.com"
+
+// DefaultRegion is the RegionId sent when LIVEPACK_REGION is unset.
+const DefaultRegion = "cn-shanghai"
+
+// regionEndpoints are the Live OpenAPI endpoints by region, as the endpoints page lists them:
+// most regions share the public endpoint; Singapore and Frankfurt have their own.
+var regionEndpoints = map[string]string{
+	"cn-shanghai":    DefaultEndpoint,
+	"cn-beijing":     DefaultEndpoint,
+	"cn-shenzhen":    DefaultEndpoint,
+	"cn-qingdao":     DefaultEndpoint,
+	"ap-northeast-1": DefaultEndpoint, // Tokyo
+	"ap-south-1":     DefaultEndpoint, // Mumbai
+	"ap-southeast-5": DefaultEndpoint, // Jakarta
+	"ap-southeast-1": "live.ap-southeast-1.aliyuncs.com",
+	"eu-central-1":   "live.eu-central-1.aliyuncs.com",
+}
+
+// RegionEndpoint returns the Live OpenAPI endpoint serving region, and whether one is known.
+func RegionEndpoint(region string) (string, bool) {
+	ep, ok := regionEndpoints[region]
+	return ep, ok
+}
+
+// KnownRegions lists the regions RegionEndpoint knows, sorted.
+func KnownRegions() []string {
+	out := make([]string, 0, len(regionEndpoints))
+	for r := range regionEndpoints {
+		out = append(out, r)
+	}
+	sort.Strings(out)
+	return out
+}
 
 // AccountQuota is the Live API's documented per-account limit, in calls per minute. Accounts
 // can have it raised, so LIVEPACK_RATE may exceed it.
@@ -42,9 +77,17 @@ const DefaultReserve = 0.2
 // Config is the validated configuration.
 type Config struct {
 	Host Host
-	// Endpoint is the Live OpenAPI endpoint; empty on the CLI means the embedded emulator.
+	// Endpoint is the Live OpenAPI endpoint; empty on the CLI means the embedded emulator. On
+	// FC and Lambda it defaults to the endpoint of Region and is never plain HTTP unless
+	// InsecureEndpoint is set.
 	Endpoint string
 	Region   string
+	// InsecureEndpoint (LIVEPACK_INSECURE_ENDPOINT=1) lets FC and Lambda use an http://
+	// endpoint, for tests against an emulator.
+	InsecureEndpoint bool
+	// SecretName (FC, LIVEPACK_SECRET_NAME) and SecretID (Lambda, LIVEPACK_SECRET_ID) name the
+	// secret the host read at start; the host overlays its keys before FromEnv runs.
+	SecretName, SecretID string
 	// Defaults are the normalized default policies (LIVEPACK_POLICIES).
 	Defaults []policy.Policy
 	// WebhookSecrets verifies the CMS webhook; nil refuses every request.
@@ -105,21 +148,47 @@ func FromEnv(host Host, getenv func(string) string) (Config, error) {
 		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
 	}
 
-	c.Endpoint = strings.TrimSpace(getenv("LIVEPACK_ENDPOINT"))
-	if c.Endpoint == "" && host != CLI {
-		c.Endpoint = DefaultEndpoint
+	c.Region = strings.TrimSpace(getenv("LIVEPACK_REGION"))
+	regionBad := false
+	if c.Region == "" {
+		c.Region = DefaultRegion
+	} else if !regionOK(c.Region) {
+		bad("LIVEPACK_REGION", "want a region id such as cn-shanghai, got %q", c.Region)
+		regionBad = true
 	}
+
+	switch v := strings.TrimSpace(getenv("LIVEPACK_INSECURE_ENDPOINT")); v {
+	case "":
+	case "1":
+		c.InsecureEndpoint = true
+	default:
+		bad("LIVEPACK_INSECURE_ENDPOINT", "want 1 (allow an http:// endpoint, for testing) or unset, got %q", v)
+	}
+
+	c.Endpoint = strings.TrimSpace(getenv("LIVEPACK_ENDPOINT"))
 	if c.Endpoint != "" {
 		if err := checkEndpoint(c.Endpoint); err != nil {
 			bad("LIVEPACK_ENDPOINT", "%v", err)
+		} else if host != CLI && isPlainHTTP(c.Endpoint) && !c.InsecureEndpoint {
+			// The cloud hosts sign with the function's real credentials: over plain HTTP the
+			// request, its STS token included, would travel in clear.
+			bad("LIVEPACK_ENDPOINT", "%q is plain http:// and would send the function's credentials in clear; use https:// or a bare host (LIVEPACK_INSECURE_ENDPOINT=1 allows it for testing)", c.Endpoint)
 		}
+	} else if host != CLI && !regionBad {
+		ep, ok := RegionEndpoint(c.Region)
+		if !ok {
+			bad("LIVEPACK_REGION", "no Live OpenAPI endpoint is known for region %q (known: %s); set LIVEPACK_ENDPOINT", c.Region, strings.Join(KnownRegions(), ", "))
+		}
+		c.Endpoint = ep
 	}
 
-	c.Region = strings.TrimSpace(getenv("LIVEPACK_REGION"))
-	if c.Region == "" {
-		c.Region = "cn-shanghai"
-	} else if !regionOK(c.Region) {
-		bad("LIVEPACK_REGION", "want a region id such as cn-shanghai, got %q", c.Region)
+	c.SecretName = strings.TrimSpace(getenv("LIVEPACK_SECRET_NAME"))
+	c.SecretID = strings.TrimSpace(getenv("LIVEPACK_SECRET_ID"))
+	if c.SecretName != "" && host != FC {
+		bad("LIVEPACK_SECRET_NAME", "read from KMS Secrets Manager on Function Compute only (on Lambda, LIVEPACK_SECRET_ID)")
+	}
+	if c.SecretID != "" && host != Lambda {
+		bad("LIVEPACK_SECRET_ID", "read from Secrets Manager on Lambda only (on Function Compute, LIVEPACK_SECRET_NAME)")
 	}
 
 	if v := strings.TrimSpace(getenv("LIVEPACK_POLICIES")); v != "" {
@@ -267,17 +336,24 @@ func parseShare(v string) (float64, error) {
 }
 
 func checkEndpoint(v string) error {
+	const want = "want a host such as live.aliyuncs.com, an https:// URL, or http://HOST:PORT (an emulator)"
 	if strings.Contains(v, "://") {
 		u, err := url.Parse(v)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
-			return fmt.Errorf("want a host such as live.aliyuncs.com or http://HOST:PORT, got %q", v)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") ||
+			u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+			return fmt.Errorf("%s, got %q", want, redact(v))
 		}
 		return nil
 	}
 	if strings.ContainsAny(v, "/ ?#@") {
-		return fmt.Errorf("want a host such as live.aliyuncs.com or http://HOST:PORT, got %q", v)
+		return fmt.Errorf("%s, got %q", want, redact(v))
 	}
 	return nil
+}
+
+// isPlainHTTP reports an http:// endpoint (a bare host means HTTPS).
+func isPlainHTTP(v string) bool {
+	return len(v) >= len("http://") && strings.EqualFold(v[:len("http://")], "http://")
 }
 
 func regionOK(r string) bool {

@@ -23,6 +23,7 @@ import (
 // 2), after one line per problem on stderr.
 func Run(h config.Host, getenv func(string) string, stderr io.Writer) int {
 	log := slog.New(handler.LogHandler(slog.NewJSONHandler(stderr, nil))).With("host", string(h))
+	var opts Options
 	if id := getenv("LIVEPACK_SECRET_ID"); id != "" && h == config.Lambda {
 		// Secrets come from Secrets Manager, never from the function's environment.
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -33,18 +34,22 @@ func Run(h config.Host, getenv func(string) string, stderr io.Writer) int {
 			return 2
 		}
 		getenv = awssecrets.Overlay(getenv, m)
+		if m["ALIBABA_CLOUD_ACCESS_KEY_ID"] != "" {
+			opts.CredentialOrigin = "Secrets Manager secret " + id
+		}
 	}
 	cfg, err := config.FromEnv(h, getenv)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
-	w, err := Build(context.Background(), cfg, log, Options{})
+	w, err := Build(context.Background(), cfg, log, opts)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
 	defer w.Close()
+	StartLine(log, cfg, w)
 	switch h {
 	case config.FC:
 		fc.Start(FCHandler(w))
@@ -55,6 +60,16 @@ func Run(h config.Host, getenv func(string) string, stderr io.Writer) int {
 		return 2
 	}
 	return 0
+}
+
+// StartLine logs where this instance will send its calls and with which credentials: the
+// endpoint, the region and the credential source, never a credential itself.
+func StartLine(log *slog.Logger, cfg config.Config, w *Wiring) {
+	attrs := []any{"endpoint", w.Endpoint, "region", cfg.Region, "credentials", w.CredentialSource, "rate", cfg.Rate}
+	log.Info("livepack started", attrs...)
+	if cfg.InsecureEndpoint && plainHTTP(w.Endpoint) {
+		log.Warn("LIVEPACK_INSECURE_ENDPOINT=1: the Live API is called over plain HTTP, for testing only")
+	}
 }
 
 // FCHandler is the Function Compute handler. fc-runtime-go-sdk v0.3.1 reports a panic but

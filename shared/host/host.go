@@ -41,8 +41,11 @@ type Wiring struct {
 	EmulatorURL string
 	// API is the Live API client the handler uses, for the CLI's read-only commands (plan,
 	// export).
-	API     liveapi.API
-	closers []func()
+	API liveapi.API
+	// Endpoint is the Live OpenAPI endpoint the client calls; CredentialSource says where its
+	// credentials come from, never what they are: both go into the start line.
+	Endpoint, CredentialSource string
+	closers                    []func()
 }
 
 // Close releases the store and stops the embedded emulator.
@@ -56,6 +59,16 @@ func (w *Wiring) Close() {
 type Options struct {
 	// Stdout receives the stdout sink's notices (os.Stdout if nil).
 	Stdout io.Writer
+	// CredentialOrigin names where an explicit access key came from when it is not the
+	// environment (a secret store), for the start line.
+	CredentialOrigin string
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
 }
 
 // Build wires a handler from cfg. ctx bounds the embedded emulator's life.
@@ -77,20 +90,32 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) 
 		w.EmulatorURL, endpoint = u, u
 		log.Info("using the embedded Live OpenAPI emulator (set LIVEPACK_ENDPOINT for a real account)", "url", u)
 		base = staticCredential(EmulatorKeyID, emulatorSecret, "")
+		w.CredentialSource = "embedded emulator key pair"
 	} else if cfg.AccessKey.ID != "" {
 		base = staticCredential(cfg.AccessKey.ID, cfg.AccessKey.Secret, cfg.AccessKey.SecurityToken)
-	} else if plainHTTP(endpoint) {
-		// The real API is HTTPS only: a plain-HTTP endpoint is an emulator, whose default key
-		// pair saves a local user from inventing one.
+		w.CredentialSource = "access key from " + orDefault(o.CredentialOrigin, "ALIBABA_CLOUD_ACCESS_KEY_ID")
+		if cfg.AccessKey.SecurityToken != "" {
+			w.CredentialSource += " (STS)"
+		}
+	} else if plainHTTP(endpoint) && cfg.Host == config.CLI {
+		// The real API is HTTPS only: a plain-HTTP endpoint on the command line is an emulator,
+		// whose default key pair saves a local user from inventing one. Never in the cloud,
+		// where such an endpoint is a test switch and the function's own credentials apply.
 		base = staticCredential(EmulatorKeyID, emulatorSecret, "")
+		w.CredentialSource = "emulator key pair (plain-HTTP endpoint)"
 	} else {
 		c, err := credentials.NewCredential(nil)
 		if err != nil {
 			return nil, fmt.Errorf("host: credentials (the Alibaba Cloud default chain): %w", err)
 		}
 		base = c
+		w.CredentialSource = "Alibaba Cloud default credential chain"
+	}
+	if cfg.Host == config.FC {
+		w.CredentialSource = "FC invocation role credentials, else " + w.CredentialSource
 	}
 	w.Credential = NewSwapCredential(base)
+	w.Endpoint = endpoint
 
 	var limiter liveapi.Limiter = quota.NewLocal(cfg.Rate, quota.WithReserve(cfg.Reserve))
 	var store idempotency.Store
