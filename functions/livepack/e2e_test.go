@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,7 +25,15 @@ import (
 const (
 	webhookSecret = "whsec_ZTJlLXdlYmhvb2stc2VjcmV0LWZvci10ZXN0cy0wMTIzNDU="
 	notifySecret  = "whsec_ZTJlLW5vdGlmeS1zZWNyZXQtZm9yLXRlc3RzLTAxMjM0NQ=="
+	// chatToken is a chat webhook's token, which Slack, Feishu, Teams and Discord keep in the
+	// URL's path; authKey is a stream's auth_key, in its publish URL's query.
+	chatToken = "chat-token-in-the-path-5f0c2a9e"
+	authKey   = "1700000000-0-0-auth-key-in-the-query-77d1"
 )
+
+// secrets is every secret and token the end-to-end tests hand the function.
+var secrets = []string{webhookSecret, notifySecret, strings.TrimPrefix(webhookSecret, "whsec_"), strings.TrimPrefix(notifySecret, "whsec_"),
+	emulator.AccessKeySecret, "fc-role-secret", "sts-token", chatToken, authKey}
 
 var bootstrap string
 
@@ -106,6 +116,10 @@ func benchEnv(b *testing.B) []string { return envFor(b, emulator.Options{}) }
 // envFor starts an emulator for one test's function and returns the function's environment.
 func envFor(t testing.TB, opts emulator.Options) []string {
 	opts.Seed = emulator.DefaultSeed()
+	for i := range opts.Seed.OnlineStreams {
+		// Publish URLs carry the stream's auth key, as a signed ingest URL does.
+		opts.Seed.OnlineStreams[i].PublishURL += "?auth_key=" + authKey
+	}
 	srv := httptest.NewServer(emulator.New(opts))
 	t.Cleanup(srv.Close)
 	policies, _ := filepath.Abs("../../events/default-policies.json")
@@ -178,17 +192,63 @@ func check(t *testing.T, s sample, answer []byte) {
 	}
 }
 
-// noSecrets fails when any secret shows up in what the function logged.
-func noSecrets(t *testing.T, logs string) {
+// noSecrets fails when any secret or token shows up in what, which names where it was found.
+func noSecrets(t *testing.T, what, text string) {
 	t.Helper()
-	for _, secret := range []string{webhookSecret, notifySecret, emulator.AccessKeySecret, "fc-role-secret", "sts-token",
-		strings.TrimPrefix(webhookSecret, "whsec_"), strings.TrimPrefix(notifySecret, "whsec_")} {
-		if strings.Contains(logs, secret) {
-			t.Fatalf("a secret appears in the function's logs")
+	if text == "" {
+		t.Fatalf("%s is empty: the scan proves nothing", what)
+	}
+	for _, secret := range secrets {
+		if strings.Contains(text, secret) {
+			i := strings.Index(text, secret)
+			t.Errorf("a secret appears in %s: …%s…", what, text[max(0, i-80):i])
 		}
 	}
-	if logs == "" {
-		t.Fatal("the function logged nothing: the scan proves nothing")
+}
+
+// sinkAndStore adds to a function's environment a chat-style notice sink, whose token is in
+// its path, and a file state store; it returns what the sink received and the store's bytes.
+func sinkAndStore(t *testing.T, env []string) (_ []string, received func() string, stored func() string) {
+	var mu sync.Mutex
+	var got strings.Builder
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if r.URL.Path != "/services/T0/B0/"+chatToken {
+			http.NotFound(w, r)
+			return
+		}
+		mu.Lock()
+		got.Write(body)
+		got.WriteByte('\n')
+		mu.Unlock()
+	}))
+	t.Cleanup(srv.Close)
+	state := filepath.Join(t.TempDir(), "state.db")
+	env = append(without(env, "LIVEPACK_STATE", "LIVEPACK_NOTIFY="), "LIVEPACK_STATE=file:"+state, "LIVEPACK_NOTIFY="+srv.URL+"/services/T0/B0/"+chatToken)
+	return env, func() string {
+			mu.Lock()
+			defer mu.Unlock()
+			return got.String()
+		}, func() string {
+			b, err := os.ReadFile(state)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return string(b)
+		}
+}
+
+// scanEverything checks every log, result, stored record and notice of a run for secrets, and
+// that the notices reached the sink with their publish URLs stripped of the auth key.
+func scanEverything(t *testing.T, logs, results string, received, stored func() string) {
+	t.Helper()
+	noSecrets(t, "the function's logs", logs)
+	noSecrets(t, "the results", results)
+	noSecrets(t, "the state store", stored())
+	got := received()
+	noSecrets(t, "the notices sent", got)
+	if !strings.Contains(got, `"PublishUrl":"rtmp://push.example.com/sports/final"`) {
+		t.Errorf("no notice with the bare publish URL reached the sink:\n%s", got)
 	}
 }
 
@@ -212,7 +272,9 @@ func secretsExtension(t *testing.T) (port string) {
 
 func TestLambdaRuntime(t *testing.T) {
 	env := append(without(functionEnv(t), "ALIBABA_CLOUD_ACCESS_KEY", "LIVEPACK_WEBHOOK_SECRET", "LIVEPACK_NOTIFY_SECRET"), "LIVEPACK_SECRET_ID=livepack", "AWS_SESSION_TOKEN=session-token", "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT="+secretsExtension(t))
+	env, received, stored := sinkAndStore(t, env)
 	rie := lambdarie.Start(t, bootstrap, env)
+	var results strings.Builder
 	for _, s := range samples {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		out, err := rie.Invoke(ctx, load(t, s.file), lambdarie.WithRequestID("req-"+s.file))
@@ -221,13 +283,14 @@ func TestLambdaRuntime(t *testing.T) {
 			t.Fatalf("%s: %v\n%s", s.file, err, rie.Logs())
 		}
 		check(t, s, out)
+		results.Write(out)
 	}
 	logs := rie.Logs()
 	if !strings.Contains(logs, `"requestId":"req-domain-created.json"`) {
 		t.Errorf("log lines do not carry the Lambda request id:\n%s", logs)
 	}
 	startLine(t, logs, "access key from Secrets Manager secret livepack")
-	noSecrets(t, logs)
+	scanEverything(t, logs, results.String(), received, stored)
 }
 
 // startLine checks the line a cloud instance logs at start: where its calls go and where its
@@ -255,7 +318,9 @@ func startLine(t *testing.T, logs, credentials string) {
 // function signs with the invocation's credentials.
 func TestFunctionComputeRuntime(t *testing.T) {
 	env := without(envFor(t, emulator.Options{Credentials: map[string]string{"STS.fc-role": "fc-role-secret"}}), "ALIBABA_CLOUD_ACCESS_KEY")
+	env, received, stored := sinkAndStore(t, env)
 	h := fcharness.Start(t, bootstrap, env)
+	var results strings.Builder
 	for _, s := range samples {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		out, isErr, err := h.Invoke(ctx, load(t, s.file), fcharness.WithRequestID("fc-"+s.file),
@@ -265,13 +330,14 @@ func TestFunctionComputeRuntime(t *testing.T) {
 			t.Fatalf("%s: err %v, error answer %v: %s\n%s", s.file, err, isErr, out, h.Logs())
 		}
 		check(t, s, out)
+		results.Write(out)
 	}
 	logs := h.Logs()
 	if !strings.Contains(logs, `"requestId":"fc-domain-created.json"`) {
 		t.Errorf("log lines do not carry the FC request id:\n%s", logs)
 	}
 	startLine(t, logs, "FC invocation role credentials, else Alibaba Cloud default credential chain")
-	noSecrets(t, logs)
+	scanEverything(t, logs, results.String(), received, stored)
 }
 
 // TestStartRejectsBadConfig: a bad variable stops the function at start with one line naming it.

@@ -85,6 +85,9 @@ type Config struct {
 	// InsecureEndpoint (LIVEPACK_INSECURE_ENDPOINT=1) lets FC and Lambda use an http://
 	// endpoint, for tests against an emulator.
 	InsecureEndpoint bool
+	// KeepPublishQuery (LIVEPACK_NOTIFY_KEEP_QUERY=1) keeps the query of online streams'
+	// publish URLs in notices; by default it is dropped, since it holds the stream's auth_key.
+	KeepPublishQuery bool
 	// SecretName (FC, LIVEPACK_SECRET_NAME) and SecretID (Lambda, LIVEPACK_SECRET_ID) name the
 	// secret the host read at start; the host overlays its keys before FromEnv runs.
 	SecretName, SecretID string
@@ -180,6 +183,14 @@ func FromEnv(host Host, getenv func(string) string) (Config, error) {
 			bad("LIVEPACK_REGION", "no Live OpenAPI endpoint is known for region %q (known: %s); set LIVEPACK_ENDPOINT", c.Region, strings.Join(KnownRegions(), ", "))
 		}
 		c.Endpoint = ep
+	}
+
+	switch v := strings.TrimSpace(getenv("LIVEPACK_NOTIFY_KEEP_QUERY")); v {
+	case "":
+	case "1":
+		c.KeepPublishQuery = true
+	default:
+		bad("LIVEPACK_NOTIFY_KEEP_QUERY", "want 1 (notices keep publish URLs' auth_key query) or unset, got %q", v)
 	}
 
 	c.SecretName = strings.TrimSpace(getenv("LIVEPACK_SECRET_NAME"))

@@ -162,7 +162,11 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) 
 		return nil, fmt.Errorf("host: LIVEPACK_NOTIFY: %w", err)
 	}
 	w.API = client
-	w.Handler = handler.New(apply.Options{API: client, Store: store, Sinks: sinks, Defaults: cfg.Defaults}, cfg.WebhookSecrets, log)
+	var api liveapi.API = client
+	if !cfg.KeepPublishQuery {
+		api = bareURLs{client}
+	}
+	w.Handler = handler.New(apply.Options{API: api, Store: store, Sinks: sinks, Defaults: cfg.Defaults}, cfg.WebhookSecrets, log)
 	w.Handler.CallsPerMinute = cfg.Rate
 	return w, nil
 }

@@ -71,7 +71,8 @@ func WithClock(now func() time.Time) Option { return func(o *options) { o.now = 
 // webhooks); "" means none. secret (LIVEPACK_NOTIFY_SECRET, a `whsec_` secret or empty) signs
 // the generic webhooks. A DingTalk robot's own signing secret is given as a `#SEC…` fragment
 // or a `secret=SEC…` query parameter; it is taken off the URL before use and never logged.
-// Errors show an item with its query and fragment redacted, since both carry credentials.
+// An HTTP sink is named by its scheme and host plus a short digest of the rest (sinkName), and
+// errors show an item as its scheme and host only: tokens live in paths and queries.
 func ParseSinks(spec, secret string, opts ...Option) ([]Sink, error) {
 	// Redirects are not followed: a 3xx means the URL needs fixing, not a silent detour.
 	o := options{stdout: os.Stdout, now: time.Now, client: &http.Client{Timeout: 15 * time.Second,
@@ -104,7 +105,7 @@ func ParseSinks(spec, secret string, opts ...Option) ([]Sink, error) {
 				s = newDingTalk(u, o)
 			} else {
 				u.Fragment, u.RawFragment = "", ""
-				s = &webhookSink{url: u.String(), name: u.Host + u.Path, secret: secret, o: o}
+				s = &webhookSink{url: u.String(), name: sinkName(u), secret: secret, o: o}
 			}
 		default:
 			return nil, fmt.Errorf("notify: sink %q: want stdout, an http(s) URL or a DingTalk robot URL", redact(item))
@@ -120,22 +121,6 @@ func ParseSinks(spec, secret string, opts ...Option) ([]Sink, error) {
 
 func hasScheme(s, scheme string) bool {
 	return len(s) >= len(scheme) && strings.EqualFold(s[:len(scheme)], scheme)
-}
-
-// redact drops a URL's query, fragment and user info: robot tokens and secrets live there.
-func redact(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		if i := strings.IndexAny(s, "?#@"); i >= 0 {
-			return s[:i] + "…"
-		}
-		return s
-	}
-	if u.RawQuery != "" || u.ForceQuery {
-		u.RawQuery, u.ForceQuery = "…", false
-	}
-	u.User, u.Fragment, u.RawFragment = nil, "", ""
-	return u.String()
 }
 
 // stdoutSink writes one JSON line per notice; a mutex keeps concurrent lines whole.
@@ -256,7 +241,7 @@ func retry(ctx context.Context, name string, client *http.Client, build func() (
 func attemptOnce(client *http.Client, req *http.Request, name string, check func([]byte) error) error {
 	resp, err := client.Do(req)
 	if err != nil {
-		return fmt.Errorf("notify: %s: %w", name, scrub(err))
+		return fmt.Errorf("notify: %s: %w", name, scrub(err, name))
 	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, bodyLimit))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, bodyLimit)) // lets the connection be reused
@@ -274,11 +259,12 @@ func attemptOnce(client *http.Client, req *http.Request, name string, check func
 	}
 }
 
-// scrub removes the URL from a transport error: its query holds tokens and signatures.
-func scrub(err error) error {
+// scrub replaces the URL of a transport error with the sink's name: its path and query hold
+// tokens and signatures.
+func scrub(err error, name string) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		return &url.Error{Op: ue.Op, URL: redact(ue.URL), Err: ue.Err}
+		return &url.Error{Op: ue.Op, URL: name, Err: ue.Err}
 	}
 	return err
 }
@@ -320,14 +306,14 @@ func newDingTalk(u *url.URL, o options) *dingTalk {
 	return &dingTalk{url: &clean, secret: secret, o: o}
 }
 
-func (d *dingTalk) Name() string { return "dingtalk" }
+func (d *dingTalk) Name() string { return sinkName(d.url) }
 
 func (d *dingTalk) Deliver(ctx context.Context, n Notice) error {
 	msg, err := markdown(n)
 	if err != nil {
 		return fmt.Errorf("notify: dingtalk: %w: %w", ErrPermanent, err)
 	}
-	return retry(ctx, "dingtalk", d.o.client, func() (*http.Request, error) {
+	return retry(ctx, d.Name(), d.o.client, func() (*http.Request, error) {
 		u := *d.url
 		if d.secret != "" {
 			// Signed per attempt: DingTalk refuses a timestamp over an hour off.
