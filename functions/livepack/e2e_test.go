@@ -290,7 +290,41 @@ func TestLambdaRuntime(t *testing.T) {
 		t.Errorf("log lines do not carry the Lambda request id:\n%s", logs)
 	}
 	startLine(t, logs, "access key from Secrets Manager secret livepack")
+	metricsRecords(t, logs, `"_aws":`)
 	scanEverything(t, logs, results.String(), received, stored)
+}
+
+// metricsRecords checks the metrics records a run logged (the lines containing marker): one
+// per invocation, the failed outcome of default-policies.json among them, and the Live API
+// calls the run made.
+func metricsRecords(t *testing.T, logs, marker string) {
+	t.Helper()
+	var n, failed, calls float64
+	for _, line := range strings.Split(logs, "\n") {
+		if !strings.Contains(line, marker) {
+			continue
+		}
+		var rec struct {
+			Trigger        string
+			Failed         float64
+			ApiCalls       float64
+			Duration       float64
+			NoticesPending *float64
+			AWS            *struct{ CloudWatchMetrics []struct{ Namespace string } } `json:"_aws"`
+		}
+		if err := json.Unmarshal([]byte(line[strings.Index(line, "{"):]), &rec); err != nil || rec.Trigger == "" || rec.NoticesPending == nil {
+			t.Fatalf("metrics record %q: %v", line, err)
+		}
+		if rec.AWS != nil && (len(rec.AWS.CloudWatchMetrics) != 1 || rec.AWS.CloudWatchMetrics[0].Namespace != "livepack") {
+			t.Fatalf("EMF record outside the livepack namespace: %s", line)
+		}
+		n++
+		failed += rec.Failed
+		calls += rec.ApiCalls
+	}
+	if int(n) != len(samples) || failed < 1 || calls < 1 {
+		t.Fatalf("%v metrics records for %d invocations, %v failed, %v calls:\n%s", n, len(samples), failed, calls, logs)
+	}
 }
 
 // startLine checks the line a cloud instance logs at start: where its calls go and where its
@@ -337,6 +371,7 @@ func TestFunctionComputeRuntime(t *testing.T) {
 		t.Errorf("log lines do not carry the FC request id:\n%s", logs)
 	}
 	startLine(t, logs, "FC invocation role credentials, else Alibaba Cloud default credential chain")
+	metricsRecords(t, logs, `"metrics":"livepack"`)
 	scanEverything(t, logs, results.String(), received, stored)
 }
 

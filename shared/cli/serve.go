@@ -14,6 +14,7 @@ import (
 
 	"github.com/livepack/livepack/shared/emulator"
 	"github.com/livepack/livepack/shared/host"
+	"github.com/livepack/livepack/shared/metrics"
 )
 
 var emulatorCommand = &command{
@@ -103,7 +104,9 @@ trigger and the Lambda Function URL.`,
 				return ExitUsage
 			}
 			mux := http.NewServeMux()
-			mux.Handle("/", w.Handler)
+			prom := metrics.NewPrometheus()
+			mux.Handle("/", prom.Webhook(w.Handler))
+			mux.Handle("GET /metrics", prom.Handler())
 			srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 			go func() {
 				<-ctx.Done()

@@ -49,6 +49,8 @@ func Run(h config.Host, getenv func(string) string, stderr io.Writer) int {
 		return 2
 	}
 	defer w.Close()
+	// One metrics record per invocation: EMF for CloudWatch on Lambda, a JSON line for SLS on FC.
+	w.Metrics = metricsWriter(stderr, h == config.Lambda)
 	StartLine(log, cfg, w)
 	switch h {
 	case config.FC:
@@ -90,7 +92,7 @@ func FCHandler(w *Wiring) func(context.Context, json.RawMessage) (any, error) {
 				w.Credential.Set(c.AccessKeyId, c.AccessKeySecret, c.SecurityToken)
 			}
 		}
-		resp, err := w.Handler.Invoke(ctx, raw)
+		resp, err := w.invoke(ctx, raw)
 		if resp.HTTP != nil {
 			return resp.HTTP.FC(), nil
 		}
@@ -107,7 +109,7 @@ func LambdaHandler(w *Wiring) func(context.Context, json.RawMessage) (any, error
 		if lc, ok := lambdacontext.FromContext(ctx); ok {
 			ctx = handler.WithRequestID(ctx, lc.AwsRequestID)
 		}
-		resp, err := w.Handler.Invoke(ctx, raw)
+		resp, err := w.invoke(ctx, raw)
 		if resp.HTTP != nil {
 			return resp.HTTP.Lambda(), nil
 		}

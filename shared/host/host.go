@@ -21,6 +21,7 @@ import (
 	"github.com/livepack/livepack/shared/handler"
 	"github.com/livepack/livepack/shared/idempotency"
 	"github.com/livepack/livepack/shared/liveapi"
+	"github.com/livepack/livepack/shared/metrics"
 	"github.com/livepack/livepack/shared/notify"
 	"github.com/livepack/livepack/shared/quota"
 )
@@ -45,7 +46,9 @@ type Wiring struct {
 	// Endpoint is the Live OpenAPI endpoint the client calls; CredentialSource says where its
 	// credentials come from, never what they are: both go into the start line.
 	Endpoint, CredentialSource string
-	closers                    []func()
+	// Metrics receives each invocation's record (nil: none kept).
+	Metrics func(metrics.Record)
+	closers []func()
 }
 
 // Close releases the store and stops the embedded emulator.

@@ -1,0 +1,200 @@
+package metrics
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/livepack/livepack/shared/apply"
+	"github.com/livepack/livepack/shared/liveapi"
+)
+
+func sample() (*apply.Result, *liveapi.Stats) {
+	res := &apply.Result{Trigger: "cms-webhook", Results: []apply.PolicyResult{
+		{Outcome: apply.Created}, {Outcome: apply.Created}, {Outcome: apply.Failed}, {Outcome: apply.Unchanged}},
+		Notices: []apply.NoticeResult{
+			{ID: "a", Sinks: map[string]string{"stdout": "delivered", "https://hooks.example.com/~0a1b2c3d": "delivered"}},
+			{ID: "b", Sinks: map[string]string{"stdout": "delivered", "https://hooks.example.com/~0a1b2c3d": "pending"}},
+			{ID: "c", Sinks: map[string]string{"https://hooks.example.com/~0a1b2c3d": "failed: HTTP 403"}},
+			{ID: "d", Event: json.RawMessage(`{}`)},
+		}}
+	var st liveapi.Stats
+	st.Calls.Add(9)
+	st.Throttles.Add(2)
+	st.Retries.Add(3)
+	return res, &st
+}
+
+func TestNew(t *testing.T) {
+	res, st := sample()
+	r := New(res, st, 1500*time.Millisecond, nil)
+	if r.Trigger != "cms-webhook" || r.Outcomes[apply.Created] != 2 || r.Outcomes[apply.Failed] != 1 || r.Outcomes[apply.Deleted] != 0 ||
+		len(r.Outcomes) != 7 || r.Calls != 9 || r.Throttles != 2 || r.Retries != 3 ||
+		r.NoticesDelivered != 1 || r.NoticesPending != 1 || r.NoticesFailed != 1 || r.Errors != 0 {
+		t.Fatalf("%+v", r)
+	}
+	if e := New(nil, nil, 0, io.EOF); e.Trigger != "error" || e.Errors != 1 || e.Outcomes[apply.Failed] != 0 {
+		t.Fatalf("no result: %+v", e)
+	}
+}
+
+func emfSchema(t *testing.T) *jsonschema.Schema {
+	t.Helper()
+	f, err := os.Open("testdata/emf.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	doc, err := jsonschema.UnmarshalJSON(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := jsonschema.NewCompiler()
+	if err := c.AddResource("emf.schema.json", doc); err != nil {
+		t.Fatal(err)
+	}
+	return c.MustCompile("emf.schema.json")
+}
+
+// checkEMF applies the specification: the document's structure (schema), and the rules that
+// tie directives to the root's members: every dimension a string member, every metric a
+// number (or an array of at most 100 numbers), the root a single JSON object on one line.
+func checkEMF(t *testing.T, sch *jsonschema.Schema, line []byte) map[string]any {
+	t.Helper()
+	if bytes.ContainsRune(line, '\n') {
+		t.Fatalf("EMF spans lines: %s", line)
+	}
+	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(line))
+	if err != nil {
+		t.Fatalf("EMF is not JSON: %v", err)
+	}
+	if err := sch.Validate(v); err != nil {
+		t.Fatalf("EMF breaks the specification: %v\n%s", err, line)
+	}
+	var doc map[string]any
+	_ = json.Unmarshal(line, &doc)
+	for _, d := range doc["_aws"].(map[string]any)["CloudWatchMetrics"].([]any) {
+		dir := d.(map[string]any)
+		for _, set := range dir["Dimensions"].([]any) {
+			for _, name := range set.([]any) {
+				if _, ok := doc[name.(string)].(string); !ok {
+					t.Errorf("dimension %v is not a string member of the root", name)
+				}
+			}
+		}
+		for _, m := range dir["Metrics"].([]any) {
+			name := m.(map[string]any)["Name"].(string)
+			switch v := doc[name].(type) {
+			case float64:
+			case []any:
+				if len(v) > 100 {
+					t.Errorf("metric %s has %d values", name, len(v))
+				}
+			default:
+				t.Errorf("metric %s is not a number member of the root: %v", name, doc[name])
+			}
+		}
+	}
+	return doc
+}
+
+func TestEMFFollowsTheSpecification(t *testing.T) {
+	sch := emfSchema(t)
+	res, st := sample()
+	now := time.Date(2026, 11, 24, 8, 0, 0, 0, time.UTC)
+	doc := checkEMF(t, sch, New(res, st, 1500*time.Millisecond, nil).EMF(now))
+	aws := doc["_aws"].(map[string]any)
+	dir := aws["CloudWatchMetrics"].([]any)[0].(map[string]any)
+	if aws["Timestamp"] != float64(now.UnixMilli()) || dir["Namespace"] != "livepack" || doc["Failed"] != float64(1) ||
+		doc["NoticesPending"] != float64(1) || doc["Throttles"] != float64(2) || doc["Duration"] != float64(1500) {
+		t.Fatalf("values: %v", doc)
+	}
+	// The checks are not vacuous: a broken document fails them.
+	for _, bad := range []string{`{"_aws":{"CloudWatchMetrics":[]}}`,
+		`{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Namespace":"livepack","Dimensions":[],"Metrics":[{"Name":"X","Unit":"Calls"}]}]},"X":1}`} {
+		v, _ := jsonschema.UnmarshalJSON(strings.NewReader(bad))
+		if sch.Validate(v) == nil {
+			t.Errorf("the schema accepts %s", bad)
+		}
+	}
+}
+
+func TestLogLine(t *testing.T) {
+	res, st := sample()
+	var doc map[string]any
+	line := New(res, st, time.Second, nil).LogLine(time.Now())
+	if err := json.Unmarshal(line, &doc); err != nil || bytes.ContainsRune(line, '\n') {
+		t.Fatalf("%s: %v", line, err)
+	}
+	if doc["metrics"] != "livepack" || doc["Failed"] != float64(1) || doc["ApiCalls"] != float64(9) || doc["NoticesPending"] != float64(1) || doc["Trigger"] != "cms-webhook" {
+		t.Fatalf("%s", line)
+	}
+}
+
+// scrape reads the exposition the way Prometheus does.
+func scrape(t *testing.T, h http.Handler) map[string]float64 {
+	t.Helper()
+	rr := httptest.NewRecorder()
+	h.ServeHTTP(rr, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	parser := expfmt.NewTextParser(model.LegacyValidation)
+	fams, err := parser.TextToMetricFamilies(rr.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for name, f := range fams {
+		for _, m := range f.GetMetric() {
+			key := name
+			for _, l := range m.GetLabel() {
+				key += fmt.Sprintf(",%s=%s", l.GetName(), l.GetValue())
+			}
+			switch {
+			case m.Counter != nil:
+				out[key] = m.GetCounter().GetValue()
+			case m.Gauge != nil:
+				out[key] = m.GetGauge().GetValue()
+			case m.Histogram != nil:
+				out[key] = float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	return out
+}
+
+func TestPrometheus(t *testing.T) {
+	p := NewPrometheus()
+	before := scrape(t, p.Handler())
+	if v, ok := before["livepack_outcomes_total,outcome=failed"]; !ok || v != 0 {
+		t.Fatalf("failed outcomes not exported at 0 before any invocation: %v", before)
+	}
+	res, st := sample()
+	p.Observe(New(res, st, time.Second, nil))
+	p.Observe(New(res, st, time.Second, nil))
+	got := scrape(t, p.Handler())
+	for k, want := range map[string]float64{
+		"livepack_outcomes_total,outcome=failed":                     2,
+		"livepack_outcomes_total,outcome=created":                    4,
+		"livepack_api_calls_total":                                   18,
+		"livepack_api_throttles_total":                               4,
+		"livepack_api_retries_total":                                 6,
+		"livepack_notices_total,state=delivered":                     2,
+		"livepack_notices_pending":                                   1,
+		"livepack_invocations_total,error=false,trigger=cms-webhook": 2,
+		"livepack_invocation_duration_seconds,trigger=cms-webhook":   2,
+	} {
+		if got[k] != want {
+			t.Errorf("%s = %v, want %v", k, got[k], want)
+		}
+	}
+}
