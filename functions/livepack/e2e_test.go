@@ -347,11 +347,44 @@ func startLine(t *testing.T, logs, credentials string) {
 	t.Fatalf("no start line in the logs:\n%s", logs)
 }
 
+// fcEnv is a Function Compute function's environment: the role's temporary key, which FC puts
+// in the instance's environment and hands over again with each invocation, and the webhook and
+// notice secrets in a KMS secret (served by the emulator), not in the environment.
+func fcEnv(t *testing.T) []string {
+	secret, _ := json.Marshal(map[string]string{"LIVEPACK_WEBHOOK_SECRET": webhookSecret, "LIVEPACK_NOTIFY_SECRET": notifySecret})
+	env := envFor(t, emulator.Options{Credentials: map[string]string{"STS.fc-role": "fc-role-secret"},
+		Secrets: map[string]string{"livepack": string(secret)}})
+	var kms string
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "LIVEPACK_ENDPOINT="); ok {
+			kms = v
+		}
+	}
+	return append(without(env, "ALIBABA_CLOUD_ACCESS_KEY", "LIVEPACK_WEBHOOK_SECRET", "LIVEPACK_NOTIFY_SECRET"),
+		"ALIBABA_CLOUD_ACCESS_KEY_ID=STS.fc-role", "ALIBABA_CLOUD_ACCESS_KEY_SECRET=fc-role-secret", "ALIBABA_CLOUD_SECURITY_TOKEN=sts-token",
+		"FC_REGION=cn-shanghai", "LIVEPACK_SECRET_NAME=livepack", "LIVEPACK_KMS_ENDPOINT="+kms)
+}
+
+// TestFunctionComputeSecretRefused: a KMS secret that cannot be read stops the function at
+// start with one line naming the variable and KMS's error code.
+func TestFunctionComputeSecretRefused(t *testing.T) {
+	cmd := exec.Command(bootstrap)
+	cmd.Env = append(without(fcEnv(t), "LIVEPACK_SECRET_NAME"), "FC_RUNTIME_API=127.0.0.1:1", "LIVEPACK_SECRET_NAME=missing")
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+		t.Fatalf("exit %v, want 2: %s", err, out)
+	}
+	if lines := strings.Split(strings.TrimSpace(string(out)), "\n"); len(lines) != 1 ||
+		!strings.HasPrefix(lines[0], "LIVEPACK_SECRET_NAME: secret missing: KMS GetSecretValue: Forbidden.ResourceNotFound") {
+		t.Fatalf("want one line naming LIVEPACK_SECRET_NAME and the KMS error, got:\n%s", out)
+	}
+}
+
 // TestFunctionComputeRuntime runs every sample through the FC runtime API. The emulator knows
 // only the role's temporary key, which FC hands over per invocation: every call proves the
 // function signs with the invocation's credentials.
 func TestFunctionComputeRuntime(t *testing.T) {
-	env := without(envFor(t, emulator.Options{Credentials: map[string]string{"STS.fc-role": "fc-role-secret"}}), "ALIBABA_CLOUD_ACCESS_KEY")
+	env := fcEnv(t)
 	env, received, stored := sinkAndStore(t, env)
 	h := fcharness.Start(t, bootstrap, env)
 	var results strings.Builder
@@ -370,7 +403,10 @@ func TestFunctionComputeRuntime(t *testing.T) {
 	if !strings.Contains(logs, `"requestId":"fc-domain-created.json"`) {
 		t.Errorf("log lines do not carry the FC request id:\n%s", logs)
 	}
-	startLine(t, logs, "FC invocation role credentials, else Alibaba Cloud default credential chain")
+	startLine(t, logs, "FC invocation role credentials, else access key from ALIBABA_CLOUD_ACCESS_KEY_ID (STS)")
+	if !strings.Contains(logs, `"msg":"secrets read from KMS Secrets Manager","host":"fc","secret":"livepack"`) {
+		t.Errorf("the function did not read its secrets from KMS:\n%s", logs)
+	}
 	metricsRecords(t, logs, `"metrics":"livepack"`)
 	scanEverything(t, logs, results.String(), received, stored)
 }

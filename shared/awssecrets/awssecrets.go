@@ -19,9 +19,10 @@ import (
 	"time"
 )
 
-// Names are the keys a livepack secret may hold; each overrides the variable of the same name.
+// Names are the keys a livepack secret may hold (on either cloud); each overrides the variable
+// of the same name. LIVEPACK_NOTIFY is among them because a chat webhook's URL holds its token.
 var Names = []string{"ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIBABA_CLOUD_SECURITY_TOKEN",
-	"LIVEPACK_WEBHOOK_SECRET", "LIVEPACK_NOTIFY_SECRET"}
+	"LIVEPACK_WEBHOOK_SECRET", "LIVEPACK_NOTIFY_SECRET", "LIVEPACK_NOTIFY"}
 
 // defaultPort is the extension's documented default (PARAMETERS_SECRETS_EXTENSION_HTTP_PORT).
 const defaultPort = "2773"

@@ -88,6 +88,9 @@ type Config struct {
 	// KeepPublishQuery (LIVEPACK_NOTIFY_KEEP_QUERY=1) keeps the query of online streams'
 	// publish URLs in notices; by default it is dropped, since it holds the stream's auth_key.
 	KeepPublishQuery bool
+	// KMSEndpoint (LIVEPACK_KMS_ENDPOINT) overrides the KMS endpoint the FC host reads
+	// LIVEPACK_SECRET_NAME from (default: kms.<FC_REGION>.aliyuncs.com).
+	KMSEndpoint string
 	// SecretName (FC, LIVEPACK_SECRET_NAME) and SecretID (Lambda, LIVEPACK_SECRET_ID) name the
 	// secret the host read at start; the host overlays its keys before FromEnv runs.
 	SecretName, SecretID string
@@ -170,12 +173,8 @@ func FromEnv(host Host, getenv func(string) string) (Config, error) {
 
 	c.Endpoint = strings.TrimSpace(getenv("LIVEPACK_ENDPOINT"))
 	if c.Endpoint != "" {
-		if err := checkEndpoint(c.Endpoint); err != nil {
+		if err := CheckEndpoint(host, c.Endpoint, c.InsecureEndpoint); err != nil {
 			bad("LIVEPACK_ENDPOINT", "%v", err)
-		} else if host != CLI && isPlainHTTP(c.Endpoint) && !c.InsecureEndpoint {
-			// The cloud hosts sign with the function's real credentials: over plain HTTP the
-			// request, its STS token included, would travel in clear.
-			bad("LIVEPACK_ENDPOINT", "%q is plain http:// and would send the function's credentials in clear; use https:// or a bare host (LIVEPACK_INSECURE_ENDPOINT=1 allows it for testing)", c.Endpoint)
 		}
 	} else if host != CLI && !regionBad {
 		ep, ok := RegionEndpoint(c.Region)
@@ -191,6 +190,11 @@ func FromEnv(host Host, getenv func(string) string) (Config, error) {
 		c.KeepPublishQuery = true
 	default:
 		bad("LIVEPACK_NOTIFY_KEEP_QUERY", "want 1 (notices keep publish URLs' auth_key query) or unset, got %q", v)
+	}
+
+	c.KMSEndpoint = strings.TrimSpace(getenv("LIVEPACK_KMS_ENDPOINT"))
+	if err := CheckEndpoint(host, c.KMSEndpoint, c.InsecureEndpoint); c.KMSEndpoint != "" && err != nil {
+		bad("LIVEPACK_KMS_ENDPOINT", "%v", err)
 	}
 
 	c.SecretName = strings.TrimSpace(getenv("LIVEPACK_SECRET_NAME"))
@@ -358,6 +362,20 @@ func checkEndpoint(v string) error {
 	}
 	if strings.ContainsAny(v, "/ ?#@") {
 		return fmt.Errorf("%s, got %q", want, redact(v))
+	}
+	return nil
+}
+
+// CheckEndpoint checks an endpoint variable's value for host: a host name or an http(s) URL
+// without path, and on FC and Lambda never plain http:// unless insecure (the testing switch),
+// since the cloud hosts sign with the function's real credentials and over plain HTTP the
+// request, its STS token included, would travel in clear.
+func CheckEndpoint(host Host, v string, insecure bool) error {
+	if err := checkEndpoint(v); err != nil {
+		return err
+	}
+	if host != CLI && isPlainHTTP(v) && !insecure {
+		return fmt.Errorf("%q is plain http:// and would send the function's credentials in clear; use https:// or a bare host (LIVEPACK_INSECURE_ENDPOINT=1 allows it for testing)", v)
 	}
 	return nil
 }

@@ -179,13 +179,25 @@ func TestRAMPolicyActions(t *testing.T) {
 		t.Fatal(err)
 	}
 	var actions []string
+	kms := 0
 	for _, p := range policies {
 		for _, st := range p.Statement {
+			if slices.Equal(st.Action, []string{"kms:GetSecretValue"}) {
+				// The secret of this deployment, and no other.
+				kms++
+				if st.Effect != "Allow" || !slices.Equal(st.Resource, []string{"acs:kms:cn-shanghai:1234567890123456:secret/livepack"}) {
+					t.Errorf("statement %+v: want kms:GetSecretValue on livepack's secret only", st)
+				}
+				continue
+			}
 			if st.Effect != "Allow" || !slices.Equal(st.Resource, []string{"acs:cdn:*:*:domain/*"}) {
 				t.Errorf("statement %+v: want Allow on acs:cdn:*:*:domain/*", st)
 			}
 			actions = append(actions, st.Action...)
 		}
+	}
+	if kms != 1 {
+		t.Errorf("%d statements grant kms:GetSecretValue, want 1", kms)
 	}
 	slices.Sort(actions)
 	if !slices.Equal(actions, want) {

@@ -69,3 +69,33 @@ func toString(v any) string {
 	s, _ := v.(string)
 	return s
 }
+
+// TestSYAMLSecretsNotPlain: on Function Compute the secrets come from KMS, never from the
+// function's environment, even when the deployer's shell has them.
+func TestSYAMLSecretsNotPlain(t *testing.T) {
+	shell := map[string]string{"LIVEPACK_WEBHOOK_SECRET": "whsec_c2hlbGw=", "LIVEPACK_NOTIFY_SECRET": "whsec_c2hlbGw=",
+		"ALIBABA_CLOUD_ACCESS_KEY_SECRET": "shell-secret", "LIVEPACK_SECRET_NAME": "prod-livepack"}
+	s, err := Render(readFile(t, "../../s.yaml"), func(k string) string { return shell[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, r := range s.Resources {
+		if r.Component != "fc3" {
+			continue
+		}
+		vars, _ := r.Props["environmentVariables"].(map[string]any)
+		for _, secret := range []string{"ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIBABA_CLOUD_SECURITY_TOKEN", "LIVEPACK_WEBHOOK_SECRET", "LIVEPACK_NOTIFY_SECRET"} {
+			if _, ok := vars[secret]; ok {
+				t.Errorf("%s: %s is an environment value; secrets come from KMS", name, secret)
+			}
+		}
+		for k, v := range vars {
+			if strings.Contains(toString(v), "c2hlbGw") || strings.Contains(toString(v), "shell-secret") {
+				t.Errorf("%s: %s carries a secret from the deployer's shell", name, k)
+			}
+		}
+		if vars["LIVEPACK_SECRET_NAME"] != "prod-livepack" {
+			t.Errorf("%s: LIVEPACK_SECRET_NAME %v, want the deployment's secret", name, vars["LIVEPACK_SECRET_NAME"])
+		}
+	}
+}

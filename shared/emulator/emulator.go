@@ -131,7 +131,9 @@ type Options struct {
 	DomainConfiguring time.Duration
 	// Credentials maps AccessKeyId to secret; nil means the embedded pair.
 	Credentials map[string]string
-	Logger      *slog.Logger
+	// Secrets are the KMS Secrets Manager secrets GetSecretValue serves (name → SecretData).
+	Secrets map[string]string
+	Logger  *slog.Logger
 	// Now is the clock for signatures and the quota; nil means time.Now.
 	Now func() time.Time
 }
@@ -349,6 +351,9 @@ func (s *Server) admit(req *request) *apiError {
 }
 
 func (s *Server) dispatch(req *request) (map[string]any, *apiError) {
+	if req.version == KMSVersion {
+		return s.kms(req)
+	}
 	s.mu.Lock()
 	s.settle()
 	s.mu.Unlock()

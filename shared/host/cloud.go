@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/aliyun/fc-runtime-go-sdk/fc"
@@ -17,6 +18,7 @@ import (
 	"github.com/livepack/livepack/shared/awssecrets"
 	"github.com/livepack/livepack/shared/config"
 	"github.com/livepack/livepack/shared/handler"
+	"github.com/livepack/livepack/shared/kmssecrets"
 )
 
 // Run starts the FC or Lambda host; it returns only when the configuration is bad (exit code
@@ -38,10 +40,26 @@ func Run(h config.Host, getenv func(string) string, stderr io.Writer) int {
 			opts.CredentialOrigin = "Secrets Manager secret " + id
 		}
 	}
+	if name := strings.TrimSpace(getenv("LIVEPACK_SECRET_NAME")); name != "" && h == config.FC {
+		// Secrets come from KMS Secrets Manager with the function's role, never from the
+		// function's environment.
+		m, err := fcSecrets(name, getenv)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 2
+		}
+		getenv = awssecrets.Overlay(getenv, m)
+		if m["ALIBABA_CLOUD_ACCESS_KEY_ID"] != "" {
+			opts.CredentialOrigin = "KMS secret " + name
+		}
+	}
 	cfg, err := config.FromEnv(h, getenv)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2
+	}
+	if cfg.SecretName != "" {
+		log.Info("secrets read from KMS Secrets Manager", "secret", cfg.SecretName)
 	}
 	w, err := Build(context.Background(), cfg, log, opts)
 	if err != nil {
@@ -62,6 +80,29 @@ func Run(h config.Host, getenv func(string) string, stderr io.Writer) int {
 		return 2
 	}
 	return 0
+}
+
+// fcSecrets reads secret name from KMS in the function's region (FC_REGION), or at
+// LIVEPACK_KMS_ENDPOINT, which follows LIVEPACK_ENDPOINT's rules. The credentials are the
+// default chain's: on FC, the role's, which FC puts in the instance's environment.
+func fcSecrets(name string, getenv func(string) string) (map[string]string, error) {
+	ep := strings.TrimSpace(getenv("LIVEPACK_KMS_ENDPOINT"))
+	if ep != "" {
+		if err := config.CheckEndpoint(config.FC, ep, strings.TrimSpace(getenv("LIVEPACK_INSECURE_ENDPOINT")) == "1"); err != nil {
+			return nil, fmt.Errorf("LIVEPACK_KMS_ENDPOINT: %w", err)
+		}
+	}
+	region := strings.TrimSpace(getenv("FC_REGION"))
+	if region == "" {
+		region = strings.TrimSpace(getenv("LIVEPACK_REGION"))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	m, err := kmssecrets.Fetch(ctx, name, kmssecrets.Options{Region: region, Endpoint: ep})
+	if err != nil {
+		return nil, fmt.Errorf("LIVEPACK_SECRET_NAME: %w", err)
+	}
+	return m, nil
 }
 
 // StartLine logs where this instance will send its calls and with which credentials: the
