@@ -291,6 +291,11 @@ func TestLambdaRuntime(t *testing.T) {
 	}
 	startLine(t, logs, "access key from Secrets Manager secret livepack")
 	metricsRecords(t, logs, `"_aws":`)
+	// Instances unknown and a per-instance state: the start says the quota may be exceeded.
+	if !strings.Contains(logs, `"level":"WARN","msg":"quota: each instance spends up to LIVEPACK_RATE=250 calls/min on its own`) ||
+		!strings.Contains(logs, "2 instances x 250 = 500 calls/min already exceed the account quota of 300/min") {
+		t.Errorf("no quota warning with its arithmetic:\n%s", logs)
+	}
 	scanEverything(t, logs, results.String(), received, stored)
 }
 
@@ -362,7 +367,7 @@ func fcEnv(t *testing.T) []string {
 	}
 	return append(without(env, "ALIBABA_CLOUD_ACCESS_KEY", "LIVEPACK_WEBHOOK_SECRET", "LIVEPACK_NOTIFY_SECRET"),
 		"ALIBABA_CLOUD_ACCESS_KEY_ID=STS.fc-role", "ALIBABA_CLOUD_ACCESS_KEY_SECRET=fc-role-secret", "ALIBABA_CLOUD_SECURITY_TOKEN=sts-token",
-		"FC_REGION=cn-shanghai", "LIVEPACK_SECRET_NAME=livepack", "LIVEPACK_KMS_ENDPOINT="+kms)
+		"FC_REGION=cn-shanghai", "LIVEPACK_SECRET_NAME=livepack", "LIVEPACK_MAX_INSTANCES=1", "LIVEPACK_KMS_ENDPOINT="+kms)
 }
 
 // TestFunctionComputeSecretRefused: a KMS secret that cannot be read stops the function at
@@ -408,6 +413,9 @@ func TestFunctionComputeRuntime(t *testing.T) {
 		t.Errorf("the function did not read its secrets from KMS:\n%s", logs)
 	}
 	metricsRecords(t, logs, `"metrics":"livepack"`)
+	if !strings.Contains(logs, `"level":"INFO","msg":"quota: 1 instances x 250 calls/min = 250 calls/min, within the account quota of 300/min"`) {
+		t.Errorf("no quota line for one instance:\n%s", logs)
+	}
 	scanEverything(t, logs, results.String(), received, stored)
 }
 

@@ -88,6 +88,10 @@ type Config struct {
 	// KeepPublishQuery (LIVEPACK_NOTIFY_KEEP_QUERY=1) keeps the query of online streams'
 	// publish URLs in notices; by default it is dropped, since it holds the stream's auth_key.
 	KeepPublishQuery bool
+	// MaxInstances (LIVEPACK_MAX_INSTANCES) is the most instances the platform may run at once
+	// (the function's concurrency limit); 0 means unknown. With a per-instance budget, it
+	// bounds what the deployment may spend: MaxInstances x Rate.
+	MaxInstances int
 	// KMSEndpoint (LIVEPACK_KMS_ENDPOINT) overrides the KMS endpoint the FC host reads
 	// LIVEPACK_SECRET_NAME from (default: kms.<FC_REGION>.aliyuncs.com).
 	KMSEndpoint string
@@ -190,6 +194,15 @@ func FromEnv(host Host, getenv func(string) string) (Config, error) {
 		c.KeepPublishQuery = true
 	default:
 		bad("LIVEPACK_NOTIFY_KEEP_QUERY", "want 1 (notices keep publish URLs' auth_key query) or unset, got %q", v)
+	}
+
+	if v := strings.TrimSpace(getenv("LIVEPACK_MAX_INSTANCES")); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			bad("LIVEPACK_MAX_INSTANCES", "want the function's concurrency limit, a whole number from 1, got %q", v)
+		} else {
+			c.MaxInstances = n
+		}
 	}
 
 	c.KMSEndpoint = strings.TrimSpace(getenv("LIVEPACK_KMS_ENDPOINT"))

@@ -110,6 +110,11 @@ func fcSecrets(name string, getenv func(string) string) (map[string]string, erro
 func StartLine(log *slog.Logger, cfg config.Config, w *Wiring) {
 	attrs := []any{"endpoint", w.Endpoint, "region", cfg.Region, "credentials", w.CredentialSource, "rate", cfg.Rate}
 	log.Info("livepack started", attrs...)
+	if warn, msg := QuotaSafety(cfg); warn {
+		log.Warn(msg)
+	} else {
+		log.Info(msg)
+	}
 	if cfg.InsecureEndpoint && plainHTTP(w.Endpoint) {
 		log.Warn("LIVEPACK_INSECURE_ENDPOINT=1: the Live API is called over plain HTTP, for testing only")
 	}
