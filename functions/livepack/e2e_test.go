@@ -154,7 +154,8 @@ func without(env []string, prefixes ...string) []string {
 
 // check asserts one answer: a result document (or, for webhooks, the HTTP response carrying
 // one) with the expected trigger and first outcome.
-func check(t *testing.T, s sample, answer []byte) {
+// check asserts one answer and returns its outcomes by kind.
+func check(t *testing.T, s sample, answer []byte) map[string]int {
 	t.Helper()
 	var env struct {
 		ErrorMessage string `json:"errorMessage"`
@@ -190,6 +191,11 @@ func check(t *testing.T, s sample, answer []byte) {
 	if s.outcome != "" && (len(res.Results) == 0 || res.Results[0].Outcome != s.outcome) {
 		t.Fatalf("%s: want first outcome %q: %s", s.file, s.outcome, doc)
 	}
+	out := map[string]int{}
+	for _, r := range res.Results {
+		out[r.Outcome]++
+	}
+	return out
 }
 
 // noSecrets fails when any secret or token shows up in what, which names where it was found.
@@ -275,6 +281,7 @@ func TestLambdaRuntime(t *testing.T) {
 	env, received, stored := sinkAndStore(t, env)
 	rie := lambdarie.Start(t, bootstrap, env)
 	var results strings.Builder
+	outcomes := map[string]int{}
 	for _, s := range samples {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		out, err := rie.Invoke(ctx, load(t, s.file), lambdarie.WithRequestID("req-"+s.file))
@@ -282,7 +289,9 @@ func TestLambdaRuntime(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v\n%s", s.file, err, rie.Logs())
 		}
-		check(t, s, out)
+		for k, n := range check(t, s, out) {
+			outcomes[k] += n
+		}
 		results.Write(out)
 	}
 	logs := rie.Logs()
@@ -290,7 +299,7 @@ func TestLambdaRuntime(t *testing.T) {
 		t.Errorf("log lines do not carry the Lambda request id:\n%s", logs)
 	}
 	startLine(t, logs, "access key from Secrets Manager secret livepack")
-	metricsRecords(t, logs, `"_aws":`)
+	metricsRecords(t, logs, `"_aws":`, outcomes)
 	// Instances unknown and a per-instance state: the start says the quota may be exceeded.
 	if !strings.Contains(logs, `"level":"WARN","msg":"quota: each instance spends up to LIVEPACK_RATE=250 calls/min on its own`) ||
 		!strings.Contains(logs, "2 instances x 250 = 500 calls/min already exceed the account quota of 300/min") {
@@ -300,35 +309,41 @@ func TestLambdaRuntime(t *testing.T) {
 }
 
 // metricsRecords checks the metrics records a run logged (the lines containing marker): one
-// per invocation, the failed outcome of default-policies.json among them, and the Live API
-// calls the run made.
-func metricsRecords(t *testing.T, logs, marker string) {
+// per invocation, adding up to the outcomes the results reported, and the Live API calls the
+// run made.
+func metricsRecords(t *testing.T, logs, marker string, outcomes map[string]int) {
 	t.Helper()
-	var n, failed, calls float64
+	n, calls := 0, 0.0
+	got := map[string]float64{}
 	for _, line := range strings.Split(logs, "\n") {
 		if !strings.Contains(line, marker) {
 			continue
 		}
-		var rec struct {
-			Trigger        string
-			Failed         float64
-			ApiCalls       float64
-			Duration       float64
-			NoticesPending *float64
-			AWS            *struct{ CloudWatchMetrics []struct{ Namespace string } } `json:"_aws"`
-		}
-		if err := json.Unmarshal([]byte(line[strings.Index(line, "{"):]), &rec); err != nil || rec.Trigger == "" || rec.NoticesPending == nil {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line[strings.Index(line, "{"):]), &rec); err != nil || rec["Trigger"] == nil || rec["NoticesPending"] == nil {
 			t.Fatalf("metrics record %q: %v", line, err)
 		}
-		if rec.AWS != nil && (len(rec.AWS.CloudWatchMetrics) != 1 || rec.AWS.CloudWatchMetrics[0].Namespace != "livepack") {
-			t.Fatalf("EMF record outside the livepack namespace: %s", line)
+		if aws, ok := rec["_aws"].(map[string]any); ok {
+			if dirs, _ := aws["CloudWatchMetrics"].([]any); len(dirs) != 1 || dirs[0].(map[string]any)["Namespace"] != "livepack" {
+				t.Fatalf("EMF record outside the livepack namespace: %s", line)
+			}
 		}
 		n++
-		failed += rec.Failed
-		calls += rec.ApiCalls
+		calls += rec["ApiCalls"].(float64)
+		for _, o := range []string{"created", "updated", "unchanged", "deleted", "skipped", "invalid", "failed"} {
+			got[o] += rec[strings.ToUpper(o[:1])+o[1:]].(float64)
+		}
 	}
-	if int(n) != len(samples) || failed < 1 || calls < 1 {
-		t.Fatalf("%v metrics records for %d invocations, %v failed, %v calls:\n%s", n, len(samples), failed, calls, logs)
+	if n != len(samples) || calls < 1 {
+		t.Fatalf("%d metrics records for %d invocations, %v calls:\n%s", n, len(samples), calls, logs)
+	}
+	for o, want := range outcomes {
+		if got[o] != float64(want) {
+			t.Errorf("metrics count %v %s outcomes, the results %d", got[o], o, want)
+		}
+	}
+	if len(outcomes) == 0 {
+		t.Fatal("no outcomes to compare")
 	}
 }
 
@@ -393,6 +408,7 @@ func TestFunctionComputeRuntime(t *testing.T) {
 	env, received, stored := sinkAndStore(t, env)
 	h := fcharness.Start(t, bootstrap, env)
 	var results strings.Builder
+	outcomes := map[string]int{}
 	for _, s := range samples {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		out, isErr, err := h.Invoke(ctx, load(t, s.file), fcharness.WithRequestID("fc-"+s.file),
@@ -401,7 +417,9 @@ func TestFunctionComputeRuntime(t *testing.T) {
 		if err != nil || isErr {
 			t.Fatalf("%s: err %v, error answer %v: %s\n%s", s.file, err, isErr, out, h.Logs())
 		}
-		check(t, s, out)
+		for k, n := range check(t, s, out) {
+			outcomes[k] += n
+		}
 		results.Write(out)
 	}
 	logs := h.Logs()
@@ -412,7 +430,7 @@ func TestFunctionComputeRuntime(t *testing.T) {
 	if !strings.Contains(logs, `"msg":"secrets read from KMS Secrets Manager","host":"fc","secret":"livepack"`) {
 		t.Errorf("the function did not read its secrets from KMS:\n%s", logs)
 	}
-	metricsRecords(t, logs, `"metrics":"livepack"`)
+	metricsRecords(t, logs, `"metrics":"livepack"`, outcomes)
 	if !strings.Contains(logs, `"level":"INFO","msg":"quota: 1 instances x 250 calls/min = 250 calls/min, within the account quota of 300/min"`) {
 		t.Errorf("no quota line for one instance:\n%s", logs)
 	}
