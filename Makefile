@@ -76,7 +76,12 @@ bench:
 	printf '\nRatios measured in this run (livepack ÷ hello-world aws-lambda-go):\n'; \
 	awk '$$1 ~ /^Benchmark(ColdStart|Invoke)\/(hello|livepack)/ { split($$1, p, "/"); sub(/-[0-9]+$$/, "", p[2]); t[p[1] "/" p[2]] = $$3 } \
 	  END { for (b in t) if (b ~ /\/livepack$$/) { base = b; sub(/livepack$$/, "hello", base); name = b; sub(/\/livepack$$/, "", name); \
-	    if (t[base] > 0) printf "  %-22s %.2fx (%.1f ms vs %.1f ms)\n", name, t[b] / t[base], t[b] / 1e6, t[base] / 1e6 } }' "$$out"
+	    if (t[base] > 0) printf "  %-22s %.2fx (%.1f ms vs %.1f ms)\n", name, t[b] / t[base], t[b] / 1e6, t[base] / 1e6 } }' "$$out"; \
+	printf '\nRatios measured in this run (livepack ÷ a naive per-policy script on the official Node SDK):\n'; \
+	awk '$$1 ~ /^Benchmark(Document|Sustained)VsNode/ { for (i = 3; i < NF; i += 2) m[$$(i + 1)] = $$i } \
+	  END { if ("wall-ratio" in m) printf "  %-22s wall %.2fx (%.0f ms vs %.0f ms), calls %.2fx (%d vs %d)\n", "100 policies", m["wall-ratio"], m["livepack-ms"], m["node-ms"], m["calls-ratio"], m["livepack-calls"], m["node-calls"]; \
+	    if ("throughput-ratio" in m) printf "  %-22s %.2fx (%.1f vs %.1f policies per quota window), throttles %d vs %d\n", "sustained throughput", m["throughput-ratio"], m["livepack-policies/window"], m["node-policies/window"], m["livepack-throttles"], m["node-throttles"]; \
+	    if (!("wall-ratio" in m) && !("throughput-ratio" in m)) print "  (skipped: node or its npm packages missing; make deps installs them)" }' "$$out"
 
 ## fuzz: each fuzz target for a short while (FUZZTIME=30s)
 FUZZTIME ?= 20s

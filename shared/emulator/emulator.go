@@ -112,6 +112,9 @@ type Options struct {
 	Rate int
 	// Quota is how a quota is counted: QuotaWindow (the default) or QuotaBucket.
 	Quota string
+	// Window is the span a quota counts over; 0 means a minute. A shorter one compresses time
+	// (Rate calls per Window), so a quota-bound run finishes in seconds.
+	Window time.Duration
 	// FailRate is the fraction of calls that meet an injected fault: 500 InternalErr, 503
 	// ServiceUnavailable or 400 Throttling before the action runs (as a gateway's would), added
 	// latency (then served normally), or, for writes, a 500 InternalErr after the change was
@@ -201,7 +204,7 @@ func New(opts Options) *Server {
 	if s.opts.Rate <= 0 {
 		s.opts.Rate = 300
 	}
-	s.quota = newQuotas(s.opts.Quota, s.opts.Rate)
+	s.quota = newQuotas(s.opts.Quota, s.opts.Rate, s.opts.Window)
 	s.kinds = faultKinds
 	if len(opts.FailKinds) > 0 {
 		s.kinds = append([]string(nil), opts.FailKinds...)

@@ -40,6 +40,7 @@ func quotaOf(action string, rate int) (string, int) {
 type quotas struct {
 	shape   string
 	rate    int
+	window  time.Duration
 	windows map[string][]time.Time
 	buckets map[string]*bucket
 }
@@ -49,8 +50,11 @@ type bucket struct {
 	at     time.Time
 }
 
-func newQuotas(shape string, rate int) *quotas {
-	return &quotas{shape: shape, rate: rate, windows: map[string][]time.Time{}, buckets: map[string]*bucket{}}
+func newQuotas(shape string, rate int, window time.Duration) *quotas {
+	if window <= 0 {
+		window = time.Minute
+	}
+	return &quotas{shape: shape, rate: rate, window: window, windows: map[string][]time.Time{}, buckets: map[string]*bucket{}}
 }
 
 // take spends one call of key's budget for action at now, or answers Throttling.User with the
@@ -60,7 +64,7 @@ func (q *quotas) take(key, action string, now time.Time) *apiError {
 	id := key + "\x00" + group
 	var left time.Duration
 	if q.shape == QuotaBucket {
-		perSecond := float64(limit) / 60
+		perSecond := float64(limit) / q.window.Seconds()
 		b, ok := q.buckets[id]
 		if !ok {
 			b = &bucket{tokens: math.Max(1, perSecond), at: now}
@@ -75,14 +79,14 @@ func (q *quotas) take(key, action string, now time.Time) *apiError {
 		left = time.Duration((1 - b.tokens) / perSecond * float64(time.Second))
 	} else {
 		win := q.windows[id]
-		i := sort.Search(len(win), func(i int) bool { return win[i].After(now.Add(-time.Minute)) })
+		i := sort.Search(len(win), func(i int) bool { return win[i].After(now.Add(-q.window)) })
 		win = win[i:]
 		q.windows[id] = win
 		if len(win) < limit {
 			q.windows[id] = append(win, now)
 			return nil
 		}
-		left = win[len(win)-limit].Add(time.Minute).Sub(now)
+		left = win[len(win)-limit].Add(q.window).Sub(now)
 	}
 	ms := max(1, int64(math.Ceil(float64(left)/float64(time.Millisecond))))
 	e := fail(http.StatusBadRequest, "Throttling.User", "Request was denied due to user flow control.")

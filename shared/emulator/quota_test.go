@@ -17,11 +17,12 @@ func TestQuotaShapes(t *testing.T) {
 		left int64
 	}
 	for _, tt := range []struct {
-		shape string
-		rate  int
-		calls []call
+		shape  string
+		rate   int
+		window time.Duration
+		calls  []call
 	}{
-		{QuotaWindow, 3, []call{
+		{QuotaWindow, 3, 0, []call{
 			{0, "AddLivePackageConfig", 0},
 			{10 * time.Second, "UpdateLivePackageConfig", 0},
 			{20 * time.Second, "DescribeLivePackageConfig", 0},
@@ -31,7 +32,14 @@ func TestQuotaShapes(t *testing.T) {
 			{60*time.Second + time.Millisecond, "AddLivePackageConfig", 9999},
 			{61 * time.Second, "DescribeLiveDomainDetail", 0},
 		}},
-		{QuotaBucket, 120, []call{ // 2 per second, holding 2
+		{QuotaWindow, 2, time.Second, []call{ // a compressed window: 2 per second
+			{0, "AddLivePackageConfig", 0},
+			{500 * time.Millisecond, "AddLivePackageConfig", 0},
+			{900 * time.Millisecond, "AddLivePackageConfig", 100},
+			{time.Second, "AddLivePackageConfig", 0},
+			{time.Second, "AddLivePackageConfig", 500},
+		}},
+		{QuotaBucket, 120, 0, []call{ // 2 per second, holding 2
 			{0, "AddLivePackageConfig", 0},
 			{0, "AddLivePackageConfig", 0},
 			{0, "AddLivePackageConfig", 500},
@@ -43,8 +51,8 @@ func TestQuotaShapes(t *testing.T) {
 			{10 * time.Second, "DescribeLiveDomainDetail", 0},
 		}},
 	} {
-		t.Run(tt.shape, func(t *testing.T) {
-			q := newQuotas(tt.shape, tt.rate)
+		t.Run(fmt.Sprintf("%s/%d per %s", tt.shape, tt.rate, tt.window), func(t *testing.T) {
+			q := newQuotas(tt.shape, tt.rate, tt.window)
 			for i, c := range tt.calls {
 				e := q.take("key", c.action, t0.Add(c.at))
 				switch {
