@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -72,6 +73,8 @@ type scaleRun struct {
 	Listed  int                    `json:"listed"`
 	Bytes   int                    `json:"bytes"`
 	Wall    time.Duration          `json:"wall"`
+	// Conns is the TCP connections the child opened to the emulator (counted by the server).
+	Conns int `json:"-"`
 }
 
 // TestReconcileScaleChild is the child process of BenchmarkReconcileScale: one full reconcile
@@ -131,7 +134,7 @@ func BenchmarkReconcileScale(b *testing.B) {
 	}{{"idle", scaleDomains}, {apply.Report, scaleDomains / 4}, {apply.Report, scaleDomains}, {apply.Enforce, scaleDomains}} {
 		mode := tc.mode
 		b.Run(fmt.Sprintf("%s-%d", mode, tc.domains), func(b *testing.B) {
-			var rss, ratio, wallRatio, throttles, bytes float64
+			var rss, ratio, wallRatio, throttles, bytes, conns float64
 			n := 0
 			for b.Loop() {
 				r, peak := scaleOnce(b, mode, tc.domains)
@@ -158,6 +161,7 @@ func BenchmarkReconcileScale(b *testing.B) {
 				wallRatio += r.Wall.Seconds() / bound
 				throttles += float64(sum.Throttles)
 				bytes += float64(r.Bytes)
+				conns += float64(r.Conns)
 				n++
 			}
 			b.ReportMetric(rss/float64(n), "peak-RSS-MB")
@@ -168,6 +172,7 @@ func BenchmarkReconcileScale(b *testing.B) {
 			b.ReportMetric(wallRatio/float64(n), "wall/quota-bound")
 			b.ReportMetric(throttles/float64(n), "throttles")
 			b.ReportMetric(bytes/float64(n), "result-bytes")
+			b.ReportMetric(conns/float64(n), "tcp-connections")
 		})
 	}
 }
@@ -178,7 +183,14 @@ func scaleOnce(b *testing.B, mode string, domains int) (scaleRun, float64) {
 	b.StopTimer()
 	defer b.StartTimer()
 	emu := emulator.New(emulator.Options{Seed: scaleSeed(domains), Rate: 1 << 30})
-	srv := httptest.NewServer(emu)
+	srv := httptest.NewUnstartedServer(emu)
+	var conns atomic.Int64
+	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
 	defer srv.Close()
 	var notices atomic.Int64
 	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -219,6 +231,7 @@ func scaleOnce(b *testing.B, mode string, domains int) (scaleRun, float64) {
 	if mode == apply.Enforce && notices.Load() != int64(r.Summary.Drift) {
 		b.Fatalf("%d notices for %d changes", notices.Load(), r.Summary.Drift)
 	}
+	r.Conns = int(conns.Load())
 	ru, _ := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	return r, float64(ru.Maxrss) / 1024 // ru_maxrss is in KiB on Linux
 }
