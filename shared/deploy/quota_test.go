@@ -79,3 +79,18 @@ func TestTemplateDefaultsWithinQuota(t *testing.T) {
 	}
 	quotaSafe(t, config.Lambda, env)
 }
+
+// TestTemplateRateUncapped: an account can have its quota raised, so the template accepts any
+// LIVEPACK_RATE the function does (at least one call per minute, no upper cap).
+func TestTemplateRateUncapped(t *testing.T) {
+	var tpl struct {
+		Parameters map[string]map[string]any `yaml:"Parameters"`
+	}
+	if err := yaml.Unmarshal(readFile(t, "../../template.yaml"), &tpl); err != nil {
+		t.Fatal(err)
+	}
+	p := tpl.Parameters["Rate"]
+	if _, capped := p["MaxValue"]; capped || fmt.Sprint(p["MinValue"]) != "1" {
+		t.Fatalf("Rate parameter %v: want MinValue 1 and no MaxValue", p)
+	}
+}
