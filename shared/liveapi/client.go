@@ -335,28 +335,12 @@ func (c *Client) DescribeDomain(ctx context.Context, domain string) (Domain, err
 func (c *Client) ListDomains(ctx context.Context, liveDomainType, status string) ([]Domain, error) {
 	var all []Domain
 	for page := 1; ; page++ {
-		params := map[string]any{"PageNumber": page, "PageSize": 50}
-		if liveDomainType != "" {
-			params["LiveDomainType"] = liveDomainType
-		}
-		if status != "" {
-			params["DomainStatus"] = status
-		}
-		var out struct {
-			TotalCount int64
-			Domains    struct {
-				PageData []struct {
-					DomainName, LiveDomainType, LiveDomainStatus, RegionName string
-				}
-			}
-		}
-		if err := c.call(ctx, "DescribeLiveUserDomains", params, &out); err != nil {
+		p, err := c.DomainsPage(ctx, liveDomainType, status, page)
+		if err != nil {
 			return nil, err
 		}
-		for _, d := range out.Domains.PageData {
-			all = append(all, Domain{DomainName: d.DomainName, LiveDomainType: d.LiveDomainType, DomainStatus: d.LiveDomainStatus, Region: d.RegionName})
-		}
-		if len(out.Domains.PageData) == 0 || int64(len(all)) >= out.TotalCount {
+		all = append(all, p.Domains...)
+		if len(p.Domains) == 0 || int64(len(all)) >= p.Total {
 			return all, nil
 		}
 	}
