@@ -5,7 +5,7 @@ GO ?= go
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 NODE_DIR := shared/emulator/testdata/node
 BIN := bin/livepack
-BUILD_FLAGS := -tags lambda.norpc -trimpath -ldflags='-s -w'
+BUILD_FLAGS := -buildvcs=auto -tags lambda.norpc -trimpath -ldflags='-s -w'
 DEMO_SECRET := whsec_bGl2ZXBhY2stZGVtby1zZWNyZXQtMDEyMzQ1Njc4OWFi
 
 .PHONY: demo test deps lint unit soak bench fuzz build build-LivepackFunction clean
@@ -41,7 +41,7 @@ demo: $(BIN)
 
 $(BIN): $(shell find functions shared -name '*.go' -not -name '*_test.go') go.mod go.sum
 	@mkdir -p bin
-	$(GO) build -o $@ ./functions/livepack
+	$(GO) build -buildvcs=auto -o $@ ./functions/livepack
 
 ## test: everything CI runs; installs what the tests need first
 test: deps lint unit
