@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/aliyun/credentials-go/credentials"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/livepack/livepack/shared/apply"
 	"github.com/livepack/livepack/shared/classify"
@@ -14,6 +13,7 @@ import (
 	"github.com/livepack/livepack/shared/idempotency"
 	"github.com/livepack/livepack/shared/liveapi"
 	"github.com/livepack/livepack/shared/quota"
+	"github.com/livepack/livepack/shared/redisconn"
 )
 
 // TestNewDomainNotFoundWindow: a domain-created event whose domain the API does not show yet is
@@ -106,7 +106,10 @@ func TestEnforceAmbiguousWriteAnnounced(t *testing.T) {
 // retry (the key released, the invocation failed for redelivery), never a completed failure
 // that replays for a day.
 func TestRedisUnreachableIsRetried(t *testing.T) {
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	rdb, err := redisconn.New("redis://127.0.0.1:1/0", redisconn.Options{Retries: -1, DialTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = rdb.Close() })
 	e := newEnv(t, nil, func(_ *emulator.Options, o *liveapi.Options) {
 		o.Limiter = quota.NewRedis(rdb, "livepack:{t}:quota", 250)

@@ -93,7 +93,7 @@ func newLab(t testing.TB, o labOptions) *lab {
 	l.sink = mustProxy(t, strings.TrimPrefix(recvSrv.URL, "http://"))
 	if o.redis {
 		rdb := redistest.Start(t)
-		l.redis = mustProxy(t, rdb.Options().Addr)
+		l.redis = mustProxy(t, rdb.Addr())
 		l.state = "redis://" + l.redis.Addr() + "/0"
 	} else {
 		l.state = "file:" + t.TempDir() + "/state.db"

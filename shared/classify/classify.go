@@ -15,7 +15,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/gomodule/redigo/redis"
 	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/livepack/livepack/shared/idempotency"
@@ -24,6 +24,7 @@ import (
 	"github.com/livepack/livepack/shared/notify"
 	"github.com/livepack/livepack/shared/policy"
 	"github.com/livepack/livepack/shared/quota"
+	"github.com/livepack/livepack/shared/redisconn"
 )
 
 // Class is what to do about an error.
@@ -146,7 +147,7 @@ func redisReply(prefixes ...string) func(error) bool {
 				return false
 			}
 			for _, p := range prefixes {
-				if strings.HasPrefix(re.Error(), p) {
+				if strings.HasPrefix(string(re), p) {
 					return true
 				}
 			}
@@ -188,7 +189,7 @@ var Table = []Row{
 		var ne net.Error
 		return errors.As(err, &ne) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
 	}},
-	{"store or limiter connection lost", Retry, is(io.EOF, io.ErrUnexpectedEOF, net.ErrClosed, redis.ErrClosed, redis.ErrPoolTimeout)},
+	{"store or limiter connection lost", Retry, is(io.EOF, io.ErrUnexpectedEOF, net.ErrClosed, redisconn.ErrClosed, redis.ErrPoolExhausted)},
 	{"store: Redis busy (LOADING, READONLY, BUSY, TRYAGAIN, CLUSTERDOWN, MASTERDOWN)", Retry,
 		redisReply("LOADING", "READONLY", "BUSY", "TRYAGAIN", "CLUSTERDOWN", "MASTERDOWN")},
 	{"store: file locked by another process", Retry, is(bolterrors.ErrTimeout)},

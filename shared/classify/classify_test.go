@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/gomodule/redigo/redis"
 	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/livepack/livepack/shared/idempotency"
@@ -20,19 +20,17 @@ import (
 	"github.com/livepack/livepack/shared/notify"
 	"github.com/livepack/livepack/shared/policy"
 	"github.com/livepack/livepack/shared/quota"
+	"github.com/livepack/livepack/shared/redisconn"
 )
 
 func api(status int, code string) error {
 	return fmt.Errorf("apply: write: %w", &liveapi.Error{Action: "AddLiveStreamPackageConfig", Status: status, Code: code, RequestID: "r"})
 }
 
-// redisReplyErr is a server reply as go-redis returns it.
-type redisReplyErr string
-
-func (e redisReplyErr) Error() string { return string(e) }
-func (redisReplyErr) RedisError()     {}
-
-var _ redis.Error = redisReplyErr("")
+// redisReplyErr is a server reply as the Redis client returns it.
+func redisReplyErr(s string) error {
+	return fmt.Errorf("idempotency: redis acquire k: %w", redis.Error(s))
+}
 
 // TestTable: every row of the table is exercised by at least one real error and yields its
 // class, and errors wrapped or joined keep their class.
@@ -92,8 +90,8 @@ func TestTable(t *testing.T) {
 		{"redis unreachable", fmt.Errorf("liveapi: Add: quota: redis: %w", dialErr), Retry},
 		{"connection refused", fmt.Errorf("idempotency: redis put: %w", syscall.ECONNREFUSED), Retry},
 		{"eof", fmt.Errorf("idempotency: redis acquire k: %w", io.EOF), Retry},
-		{"pool timeout", redis.ErrPoolTimeout, Retry},
-		{"closed", redis.ErrClosed, Retry},
+		{"pool exhausted", redis.ErrPoolExhausted, Retry},
+		{"closed", fmt.Errorf("idempotency: redis put: %w", redisconn.ErrClosed), Retry},
 		{"redis loading", redisReplyErr("LOADING Redis is loading the dataset in memory"), Retry},
 		{"redis readonly", redisReplyErr("READONLY You can't write against a read only replica."), Retry},
 		{"bbolt locked", fmt.Errorf("idempotency: file store: %w", bolterrors.ErrTimeout), Retry},

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gomodule/redigo/redis"
 	"github.com/livepack/livepack/shared/emulator"
 	"github.com/livepack/livepack/shared/redistest"
 )
@@ -90,7 +91,7 @@ func TestInvokeEmbeddedEmulator(t *testing.T) {
 // applied.
 func TestInvokeWithRedisState(t *testing.T) {
 	rdb := redistest.Start(t)
-	env := map[string]string{"LIVEPACK_STATE": "redis://" + rdb.Options().Addr + "/0", "HOME": t.TempDir(),
+	env := map[string]string{"LIVEPACK_STATE": "redis://" + rdb.Addr() + "/0", "HOME": t.TempDir(),
 		"LIVEPACK_ENDPOINT": startEmulator(t)}
 	code, out, errs := run(t, env, "", "invoke", "-event", "../../events/policies.json")
 	if code != 0 || !strings.Contains(out, `"replayed": false`) {
@@ -100,7 +101,7 @@ func TestInvokeWithRedisState(t *testing.T) {
 	if code != 0 || !strings.Contains(out, `"replayed": true`) {
 		t.Fatalf("second: exit %d\n%s\n%s", code, out, errs)
 	}
-	if n, err := rdb.Exists(context.Background(), "livepack:{cli.cn-shanghai}:quota:package").Result(); err != nil || n != 1 {
+	if n, err := redis.Int(rdb.Do(context.Background(), "EXISTS", "livepack:{cli.cn-shanghai}:quota:package")); err != nil || n != 1 {
 		t.Fatalf("the shared quota key is missing: %d %v", n, err)
 	}
 }

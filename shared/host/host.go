@@ -13,7 +13,6 @@ import (
 	"strings"
 
 	"github.com/aliyun/credentials-go/credentials"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/livepack/livepack/shared/apply"
 	"github.com/livepack/livepack/shared/config"
@@ -24,6 +23,7 @@ import (
 	"github.com/livepack/livepack/shared/metrics"
 	"github.com/livepack/livepack/shared/notify"
 	"github.com/livepack/livepack/shared/quota"
+	"github.com/livepack/livepack/shared/redisconn"
 )
 
 // Emulator key pair: the embedded emulator's and the default for a plain-HTTP endpoint.
@@ -123,14 +123,9 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) 
 	var limiter liveapi.Limiter = quota.NewLocal(cfg.Rate, quota.WithReserve(cfg.Reserve))
 	var store idempotency.Store
 	if strings.HasPrefix(cfg.State, "redis://") || strings.HasPrefix(cfg.State, "rediss://") {
-		opt, err := redis.ParseURL(cfg.State)
+		rdb, err := redisconn.Open(ctx, cfg.State)
 		if err != nil {
 			return nil, fmt.Errorf("host: LIVEPACK_STATE: %w", err)
-		}
-		rdb := redis.NewClient(opt)
-		if err := rdb.Ping(ctx).Err(); err != nil {
-			_ = rdb.Close()
-			return nil, fmt.Errorf("host: LIVEPACK_STATE: redis at %s: %w", opt.Addr, err)
 		}
 		prefix := idempotency.KeyPrefix(cfg.Namespace)
 		store = idempotency.NewRedis(rdb, prefix+"idem:")

@@ -7,7 +7,9 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/gomodule/redigo/redis"
+
+	"github.com/livepack/livepack/shared/redisconn"
 )
 
 // In Redis a cursor is three hashes under the store's prefix (so a namespace that changes the
@@ -16,7 +18,7 @@ import (
 // list) and its marks (item → mark). Each expires cursorTTL after its last write.
 func (r *Redis) cursorKey(name, part string) string { return r.prefix + "cursor:" + part + ":" + name }
 
-var claimCursorScript = redis.NewScript(`
+var claimCursorScript = redis.NewScript(1, `
 local cur = redis.call('HMGET', KEYS[1], 'holder', 'lease', 'state')
 if cur[1] and cur[1] ~= '' and cur[1] ~= ARGV[1] and tonumber(cur[2]) > tonumber(ARGV[3]) then
   return {'held', cur[2]}
@@ -26,7 +28,7 @@ redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return {'ok', cur[3] or ''}
 `)
 
-var saveCursorScript = redis.NewScript(`
+var saveCursorScript = redis.NewScript(1, `
 if redis.call('HGET', KEYS[1], 'holder') ~= ARGV[1] then return 0 end
 if ARGV[3] == '0' then
   redis.call('HSET', KEYS[1], 'holder', '', 'lease', '0', 'state', ARGV[2])
@@ -46,8 +48,8 @@ func leaseMillis(t time.Time) int64 {
 
 // ClaimCursor implements Cursors with one Lua script, atomic in Redis.
 func (r *Redis) ClaimCursor(ctx context.Context, name, holder string, leaseUntil time.Time) ([]byte, error) {
-	res, err := claimCursorScript.Run(ctx, r.rdb, []string{r.cursorKey(name, "state")}, holder, leaseMillis(leaseUntil),
-		r.now().UnixMilli(), cursorTTL.Milliseconds()).StringSlice()
+	res, err := redis.Strings(r.rdb.Eval(ctx, claimCursorScript, r.cursorKey(name, "state"), holder, leaseMillis(leaseUntil),
+		r.now().UnixMilli(), cursorTTL.Milliseconds()))
 	if err != nil {
 		return nil, fmt.Errorf("idempotency: redis cursor %s: %w", name, err)
 	}
@@ -66,8 +68,8 @@ func (r *Redis) ClaimCursor(ctx context.Context, name, holder string, leaseUntil
 
 // SaveCursor implements Cursors; the holder check and the write are one Lua script.
 func (r *Redis) SaveCursor(ctx context.Context, name, holder string, state []byte, leaseUntil time.Time) error {
-	ok, err := saveCursorScript.Run(ctx, r.rdb, []string{r.cursorKey(name, "state")}, holder, state, leaseMillis(leaseUntil),
-		cursorTTL.Milliseconds()).Int()
+	ok, err := redis.Int(r.rdb.Eval(ctx, saveCursorScript, r.cursorKey(name, "state"), holder, state, leaseMillis(leaseUntil),
+		cursorTTL.Milliseconds()))
 	if err != nil {
 		return fmt.Errorf("idempotency: redis cursor %s: %w", name, err)
 	}
@@ -87,11 +89,8 @@ func (r *Redis) PutCursorPage(ctx context.Context, name string, n int, items []s
 		return err
 	}
 	k := r.cursorKey(name, "pages")
-	_, err = r.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, k, strconv.Itoa(n), v)
-		p.PExpire(ctx, k, cursorTTL)
-		return nil
-	})
+	_, err = r.rdb.Tx(ctx, redisconn.Cmd{Name: "HSET", Args: []any{k, n, v}},
+		redisconn.Cmd{Name: "PEXPIRE", Args: []any{k, cursorTTL.Milliseconds()}})
 	if err != nil {
 		return fmt.Errorf("idempotency: redis cursor %s page %d: %w", name, n, err)
 	}
@@ -100,8 +99,8 @@ func (r *Redis) PutCursorPage(ctx context.Context, name string, n int, items []s
 
 // CursorPage implements Cursors.
 func (r *Redis) CursorPage(ctx context.Context, name string, n int) ([]string, error) {
-	v, err := r.rdb.HGet(ctx, r.cursorKey(name, "pages"), strconv.Itoa(n)).Result()
-	if errors.Is(err, redis.Nil) {
+	v, err := redis.String(r.rdb.Do(ctx, "HGET", r.cursorKey(name, "pages"), n))
+	if errors.Is(err, redis.ErrNil) {
 		return nil, nil
 	}
 	if err != nil {
@@ -116,7 +115,7 @@ func (r *Redis) CursorPage(ctx context.Context, name string, n int) ([]string, e
 
 // DropCursorPages implements Cursors.
 func (r *Redis) DropCursorPages(ctx context.Context, name string) error {
-	if err := r.rdb.Del(ctx, r.cursorKey(name, "pages")).Err(); err != nil {
+	if _, err := r.rdb.Do(ctx, "DEL", r.cursorKey(name, "pages")); err != nil {
 		return fmt.Errorf("idempotency: redis cursor %s pages: %w", name, err)
 	}
 	return nil
@@ -128,13 +127,18 @@ func (r *Redis) CursorMarks(ctx context.Context, name string, items []string) (m
 	if len(items) == 0 {
 		return out, nil
 	}
-	vs, err := r.rdb.HMGet(ctx, r.cursorKey(name, "marks"), items...).Result()
+	args := make([]any, 0, len(items)+1)
+	args = append(args, r.cursorKey(name, "marks"))
+	for _, it := range items {
+		args = append(args, it)
+	}
+	vs, err := redis.Values(r.rdb.Do(ctx, "HMGET", args...))
 	if err != nil {
 		return nil, fmt.Errorf("idempotency: redis cursor %s marks: %w", name, err)
 	}
 	for i, v := range vs {
-		if s, ok := v.(string); ok {
-			out[items[i]] = s
+		if b, ok := v.([]byte); ok {
+			out[items[i]] = string(b)
 		}
 	}
 	return out, nil
@@ -146,17 +150,16 @@ func (r *Redis) SetCursorMarks(ctx context.Context, name string, marks map[strin
 		return nil
 	}
 	k := r.cursorKey(name, "marks")
-	_, err := r.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		for it, v := range marks {
-			if v == "" {
-				p.HDel(ctx, k, it)
-			} else {
-				p.HSet(ctx, k, it, v)
-			}
+	cmds := make([]redisconn.Cmd, 0, len(marks)+1)
+	for it, v := range marks {
+		if v == "" {
+			cmds = append(cmds, redisconn.Cmd{Name: "HDEL", Args: []any{k, it}})
+		} else {
+			cmds = append(cmds, redisconn.Cmd{Name: "HSET", Args: []any{k, it, v}})
 		}
-		p.PExpire(ctx, k, cursorTTL)
-		return nil
-	})
+	}
+	cmds = append(cmds, redisconn.Cmd{Name: "PEXPIRE", Args: []any{k, cursorTTL.Milliseconds()}})
+	_, err := r.rdb.Tx(ctx, cmds...)
 	if err != nil {
 		return fmt.Errorf("idempotency: redis cursor %s marks: %w", name, err)
 	}

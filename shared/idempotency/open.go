@@ -3,10 +3,9 @@ package idempotency
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"strings"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/livepack/livepack/shared/redisconn"
 )
 
 // KeyPrefix is the prefix of every Redis key of the namespace ns: the namespace is a Redis
@@ -23,27 +22,13 @@ func Open(ctx context.Context, spec, namespace string) (Store, error) {
 	case strings.HasPrefix(spec, "file:") && len(spec) > len("file:"):
 		return NewFile(strings.TrimPrefix(spec, "file:"))
 	case strings.HasPrefix(spec, "redis://") || strings.HasPrefix(spec, "rediss://"):
-		opt, err := redis.ParseURL(spec)
+		rdb, err := redisconn.Open(ctx, spec)
 		if err != nil {
-			return nil, fmt.Errorf("idempotency: %s: %w", redact(spec), err)
-		}
-		rdb := redis.NewClient(opt)
-		if err := rdb.Ping(ctx).Err(); err != nil {
-			_ = rdb.Close()
-			return nil, fmt.Errorf("idempotency: redis at %s: %w", opt.Addr, err)
+			return nil, fmt.Errorf("idempotency: %w", err)
 		}
 		s := NewRedis(rdb, KeyPrefix(namespace)+"idem:")
 		s.owned = true
 		return s, nil
 	}
-	return nil, fmt.Errorf("idempotency: state %q: want memory, file:PATH or redis://HOST:PORT/DB", redact(spec))
-}
-
-// redact hides a password in a URL.
-func redact(v string) string {
-	if u, err := url.Parse(v); err == nil && u.User != nil {
-		u.User = url.User(u.User.Username())
-		return u.String()
-	}
-	return v
+	return nil, fmt.Errorf("idempotency: state %q: want memory, file:PATH or redis://HOST:PORT/DB", redisconn.Redact(spec))
 }

@@ -7,7 +7,9 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/gomodule/redigo/redis"
+
+	"github.com/livepack/livepack/shared/redisconn"
 )
 
 // Redis is a Store shared by every instance that uses the same Redis: the store that makes
@@ -15,20 +17,20 @@ import (
 // hash, lease in Unix ms, the record's JSON) whose TTL is the record's ExpiresAt, so expiry
 // needs no sweeper. Acquire is one Lua script, atomic in Redis.
 type Redis struct {
-	rdb    redis.UniversalClient
+	rdb    *redisconn.Pool
 	prefix string
 	now    func() time.Time
 	owned  bool
 }
 
 // NewRedis returns a store keeping records under prefix in rdb. Close does not close rdb.
-func NewRedis(rdb redis.UniversalClient, prefix string) *Redis {
+func NewRedis(rdb *redisconn.Pool, prefix string) *Redis {
 	return &Redis{rdb: rdb, prefix: prefix, now: time.Now}
 }
 
 // acquireScript is decide() in Lua; see Store.Acquire for the rule.
 // KEYS[2] is the key's planned notices (a hash: id → notice JSON), returned after the record.
-var acquireScript = redis.NewScript(`
+var acquireScript = redis.NewScript(2, `
 local cur = redis.call('HMGET', KEYS[1], 'status', 'hash', 'lease', 'rec')
 if not cur[1] then
   redis.call('HSET', KEYS[1], 'status', 'INPROGRESS', 'hash', ARGV[1], 'lease', ARGV[2], 'rec', ARGV[4], 'token', ARGV[6])
@@ -54,7 +56,7 @@ func (r *Redis) Acquire(ctx context.Context, key, hash string, leaseUntil time.T
 	if err != nil {
 		return "", nil, err
 	}
-	res, err := acquireScript.Run(ctx, r.rdb, []string{r.prefix + key, r.plannedKey(key)}, hash, leaseUntil.UnixMilli(), now.UnixMilli(), js, fresh.ExpiresAt.UnixMilli(), token).StringSlice()
+	res, err := redis.Strings(r.rdb.Eval(ctx, acquireScript, r.prefix+key, r.plannedKey(key), hash, leaseUntil.UnixMilli(), now.UnixMilli(), js, fresh.ExpiresAt.UnixMilli(), token))
 	if err != nil {
 		return "", nil, fmt.Errorf("idempotency: redis acquire %s: %w", key, err)
 	}
@@ -105,7 +107,7 @@ const fence = `
 if ARGV[1] ~= '' and redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return 'fenced' end
 `
 
-var putScript = redis.NewScript(fence + `
+var putScript = redis.NewScript(3, fence+`
 redis.call('HSET', KEYS[1], 'status', ARGV[2], 'hash', ARGV[3], 'lease', ARGV[4], 'rec', ARGV[5], 'token', ARGV[1])
 redis.call('PEXPIREAT', KEYS[1], ARGV[6])
 redis.call('DEL', KEYS[3])
@@ -117,19 +119,19 @@ end
 return 'ok'
 `)
 
-var renewScript = redis.NewScript(fence + `
+var renewScript = redis.NewScript(1, fence+`
 redis.call('HSET', KEYS[1], 'lease', ARGV[2])
 return 'ok'
 `)
 
-var planScript = redis.NewScript(fence + `
+var planScript = redis.NewScript(2, fence+`
 if ARGV[1] == '' then return 'fenced' end
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
 redis.call('PEXPIRE', KEYS[2], math.max(redis.call('PTTL', KEYS[1]), 1))
 return 'ok'
 `)
 
-var deleteScript = redis.NewScript(fence + `
+var deleteScript = redis.NewScript(3, fence+`
 redis.call('DEL', KEYS[1], KEYS[3])
 redis.call('ZREM', KEYS[2], ARGV[2])
 return 'ok'
@@ -152,8 +154,8 @@ func (r *Redis) Put(ctx context.Context, rec Record) error {
 	if err != nil {
 		return err
 	}
-	res, err := putScript.Run(ctx, r.rdb, []string{r.prefix + rec.Key, r.index(), r.plannedKey(rec.Key)}, rec.Token, string(rec.Status), rec.PayloadHash,
-		rec.LeaseUntil.UnixMilli(), js, rec.ExpiresAt.UnixMilli(), rec.Key).Text()
+	res, err := redis.String(r.rdb.Eval(ctx, putScript, r.prefix+rec.Key, r.index(), r.plannedKey(rec.Key), rec.Token, string(rec.Status),
+		rec.PayloadHash, rec.LeaseUntil.UnixMilli(), js, rec.ExpiresAt.UnixMilli(), rec.Key))
 	return fencedReply(res, err, "put", rec.Key)
 }
 
@@ -165,7 +167,7 @@ func (r *Redis) Plan(ctx context.Context, key, token string, pn PendingNotice) e
 	if err != nil {
 		return err
 	}
-	res, err := planScript.Run(ctx, r.rdb, []string{r.prefix + key, r.plannedKey(key)}, token, pn.ID, js).Text()
+	res, err := redis.String(r.rdb.Eval(ctx, planScript, r.prefix+key, r.plannedKey(key), token, pn.ID, js))
 	return fencedReply(res, err, "plan", key)
 }
 
@@ -174,19 +176,19 @@ func (r *Redis) Renew(ctx context.Context, key, token string, leaseUntil time.Ti
 	if token == "" {
 		return ErrFenced
 	}
-	res, err := renewScript.Run(ctx, r.rdb, []string{r.prefix + key}, token, leaseUntil.UnixMilli()).Text()
+	res, err := redis.String(r.rdb.Eval(ctx, renewScript, r.prefix+key, token, leaseUntil.UnixMilli()))
 	return fencedReply(res, err, "renew", key)
 }
 
 // Delete implements Store.
 func (r *Redis) Delete(ctx context.Context, key, token string) error {
-	res, err := deleteScript.Run(ctx, r.rdb, []string{r.prefix + key, r.index(), r.plannedKey(key)}, token, key).Text()
+	res, err := redis.String(r.rdb.Eval(ctx, deleteScript, r.prefix+key, r.index(), r.plannedKey(key), token, key))
 	return fencedReply(res, err, "delete", key)
 }
 
 // claimScript is claim() in Lua: the value is "delivered" or the claimer's token, the key's
 // TTL the mark's end.
-var claimScript = redis.NewScript(`
+var claimScript = redis.NewScript(1, `
 local v = redis.call('GET', KEYS[1])
 if v == 'delivered' then return 'delivered' end
 if v and v ~= ARGV[1] then return 'inflight' end
@@ -194,7 +196,7 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 'claimed'
 `)
 
-var settleScript = redis.NewScript(`
+var settleScript = redis.NewScript(2, `
 if ARGV[2] == '1' then
   local last = redis.call('GET', KEYS[2])
   if last and last ~= ARGV[4] then redis.call('DEL', ARGV[5] .. last) end
@@ -211,7 +213,7 @@ func (r *Redis) markKey(id, sink string) string { return r.prefix + "delivered:"
 // ClaimNotice implements Store.
 func (r *Redis) ClaimNotice(ctx context.Context, id, sink, token string, until time.Time) (Claim, error) {
 	ms := max(until.Sub(r.now()).Milliseconds(), 1)
-	res, err := claimScript.Run(ctx, r.rdb, []string{r.markKey(id, sink)}, token, ms).Text()
+	res, err := redis.String(r.rdb.Eval(ctx, claimScript, r.markKey(id, sink), token, ms))
 	if err != nil {
 		return 0, fmt.Errorf("idempotency: redis claim notice %s: %w", id, err)
 	}
@@ -232,8 +234,8 @@ func (r *Redis) SettleNotice(ctx context.Context, id, target, sink, token string
 	if delivered {
 		d = "1"
 	}
-	keys := []string{r.markKey(id, sink), r.prefix + "last:" + sink + ":" + target}
-	if err := settleScript.Run(ctx, r.rdb, keys, token, d, DeliveredTTL.Milliseconds(), id, r.markKey("", sink)).Err(); err != nil {
+	if _, err := r.rdb.Eval(ctx, settleScript, r.markKey(id, sink), r.prefix+"last:"+sink+":"+target, token, d,
+		DeliveredTTL.Milliseconds(), id, r.markKey("", sink)); err != nil {
 		return fmt.Errorf("idempotency: redis settle notice %s: %w", id, err)
 	}
 	return nil
@@ -246,22 +248,20 @@ func (r *Redis) index() string { return r.prefix + "pending" }
 // Pending implements Store from the index; members whose record expired are dropped from it.
 func (r *Redis) Pending(ctx context.Context) ([]Record, error) {
 	now := r.now().UnixMilli()
-	keys, err := r.rdb.ZRangeByScore(ctx, r.index(), &redis.ZRangeBy{Min: "-inf", Max: strconv.FormatInt(now, 10), Count: maxPending}).Result()
+	keys, err := redis.Strings(r.rdb.Do(ctx, "ZRANGEBYSCORE", r.index(), "-inf", now, "LIMIT", 0, maxPending))
 	if err != nil {
 		return nil, fmt.Errorf("idempotency: redis pending: %w", err)
 	}
 	var out []Record
 	for _, key := range keys {
-		v, err := r.rdb.HMGet(ctx, r.prefix+key, "status", "lease", "rec").Result()
+		v, err := redis.Strings(r.rdb.Do(ctx, "HMGET", r.prefix+key, "status", "lease", "rec"))
 		if err != nil {
 			return nil, fmt.Errorf("idempotency: redis pending %s: %w", key, err)
 		}
-		status, _ := v[0].(string)
-		leaseStr, _ := v[1].(string)
-		js, _ := v[2].(string)
+		status, leaseStr, js := v[0], v[1], v[2]
 		if status != string(Applied) {
 			if status == "" { // expired since it was indexed
-				r.rdb.ZRem(ctx, r.index(), key)
+				_, _ = r.rdb.Do(ctx, "ZREM", r.index(), key)
 			}
 			continue
 		}

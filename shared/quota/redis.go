@@ -5,21 +5,23 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/gomodule/redigo/redis"
+
+	"github.com/livepack/livepack/shared/redisconn"
 )
 
 // NewRedis returns a limiter of perMinute calls per window (at least one) shared through Redis
 // by every limiter built with the same key: the account's quota is global, so scaled-out
 // instances draw from one budget, not one each. Each budget keeps two keys under key (its
 // admission log and its AIMD state); in a Redis Cluster, put a hash tag in key.
-func NewRedis(rdb redis.UniversalClient, key string, perMinute int, opts ...Option) *Limiter {
+func NewRedis(rdb *redisconn.Pool, key string, perMinute int, opts ...Option) *Limiter {
 	l := newLimiter(perMinute, nil, opts)
 	l.st = &shared{rdb: rdb, key: key, window: l.set.window}
 	return l
 }
 
 type shared struct {
-	rdb    redis.UniversalClient
+	rdb    *redisconn.Pool
 	key    string
 	window time.Duration
 	// now, when set, replaces Redis's clock (tests hold the script to the local model).
@@ -30,7 +32,7 @@ type shared struct {
 // of admission times (µs, unique members) and a hash with the per-second cap, the pause and
 // the last decrease. It returns 0 for an admitted call, else the ms to wait. Redis's own clock
 // (TIME) is the one clock every instance shares; ARGV[7] replaces it in tests.
-var script = redis.NewScript(`
+var script = redis.NewScript(2, `
 local now = tonumber(ARGV[7])
 if now == 0 then
   local t = redis.call('TIME')
@@ -79,8 +81,8 @@ redis.call('PEXPIRE', st, ttl)
 return 0
 `)
 
-func (s *shared) keys(group string) []string {
-	return []string{s.key + ":" + group, s.key + ":" + group + ":aimd"}
+func (s *shared) keys(group string) (log, state string) {
+	return s.key + ":" + group, s.key + ":" + group + ":aimd"
 }
 
 func (s *shared) clock() int64 {
@@ -91,7 +93,8 @@ func (s *shared) clock() int64 {
 }
 
 func (s *shared) admit(ctx context.Context, group string, l limits) (time.Duration, error) {
-	ms, err := script.Run(ctx, s.rdb, s.keys(group), "admit", s.window.Microseconds(), l.capacity, l.laneLimit, l.share, 0, s.clock()).Int64()
+	log, st := s.keys(group)
+	ms, err := redis.Int64(s.rdb.Eval(ctx, script, log, st, "admit", s.window.Microseconds(), l.capacity, l.laneLimit, l.share, 0, s.clock()))
 	if err != nil {
 		return 0, fmt.Errorf("quota: redis: %w", err)
 	}
@@ -99,7 +102,8 @@ func (s *shared) admit(ctx context.Context, group string, l limits) (time.Durati
 }
 
 func (s *shared) throttled(ctx context.Context, group string, capacity int, retryAfter time.Duration) error {
-	if err := script.Run(ctx, s.rdb, s.keys(group), "throttled", s.window.Microseconds(), capacity, capacity, 1, retryAfter.Microseconds(), s.clock()).Err(); err != nil {
+	log, st := s.keys(group)
+	if _, err := s.rdb.Eval(ctx, script, log, st, "throttled", s.window.Microseconds(), capacity, capacity, 1, retryAfter.Microseconds(), s.clock()); err != nil {
 		return fmt.Errorf("quota: redis: %w", err)
 	}
 	return nil

@@ -12,12 +12,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/livepack/livepack/shared/redisconn"
 )
 
 // Start returns a client of a new redis-server. Without redis-server on PATH the test is
 // skipped, unless LIVEPACK_REQUIRE_REDIS=1 (as `make test` sets) makes that a failure.
-func Start(t testing.TB) *redis.Client {
+func Start(t testing.TB) *redisconn.Pool {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -35,7 +35,10 @@ func Start(t testing.TB) *redis.Client {
 		if err := cmd.Start(); err != nil {
 			t.Fatalf("redistest: %v", err)
 		}
-		rdb := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port)})
+		rdb, err := redisconn.New(fmt.Sprintf("redis://127.0.0.1:%d/0", port), redisconn.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
 		if waitReady(rdb) {
 			t.Cleanup(func() {
 				_ = rdb.Close()
@@ -52,10 +55,10 @@ func Start(t testing.TB) *redis.Client {
 	return nil
 }
 
-func waitReady(rdb *redis.Client) bool {
+func waitReady(rdb *redisconn.Pool) bool {
 	for i := 0; i < 100; i++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		err := rdb.Ping(ctx).Err()
+		_, err := rdb.Do(ctx, "PING")
 		cancel()
 		if err == nil {
 			return true
