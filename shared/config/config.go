@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/livepack/livepack/shared/policy"
+	"github.com/livepack/livepack/shared/redisconn"
 	"github.com/livepack/livepack/shared/webhooksig"
 )
 
@@ -251,7 +252,7 @@ func FromEnv(host Host, getenv func(string) string) (Config, error) {
 		// The embedded emulator lives for one command and starts from its seed: records kept
 		// beyond it would replay changes the next emulator never saw.
 		if err := checkState(c.State); c.State != "" && c.State != "memory" && err == nil {
-			c.StateWarning = "LIVEPACK_STATE is ignored on the embedded emulator: its state lives and dies with the emulator; set LIVEPACK_ENDPOINT to keep records in " + redact(c.State)
+			c.StateWarning = "LIVEPACK_STATE is ignored on the embedded emulator: its state lives and dies with the emulator; set LIVEPACK_ENDPOINT to keep records in " + redisconn.Redact(c.State)
 		} else if c.State != "" && err != nil {
 			bad("LIVEPACK_STATE", "%v", err)
 		}
@@ -369,12 +370,12 @@ func checkEndpoint(v string) error {
 		u, err := url.Parse(v)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") ||
 			u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-			return fmt.Errorf("%s, got %q", want, redact(v))
+			return fmt.Errorf("%s, got %q", want, redisconn.Redact(v))
 		}
 		return nil
 	}
 	if strings.ContainsAny(v, "/ ?#@") {
-		return fmt.Errorf("%s, got %q", want, redact(v))
+		return fmt.Errorf("%s, got %q", want, redisconn.Redact(v))
 	}
 	return nil
 }
@@ -414,21 +415,14 @@ func checkState(v string) error {
 	case strings.HasPrefix(v, "file:") && len(v) > len("file:"):
 		return nil
 	case strings.HasPrefix(v, "redis://") || strings.HasPrefix(v, "rediss://"):
-		if _, err := url.Parse(v); err != nil {
-			return errors.New("not a valid redis:// URL")
+		// The URL is checked as the pool will read it; the pool dials nothing yet.
+		p, err := redisconn.New(v, redisconn.Options{})
+		if err != nil {
+			return err
 		}
-		return nil
+		return p.Close()
 	}
-	return fmt.Errorf("want memory, file:PATH or redis://HOST:PORT/DB, got %q", redact(v))
-}
-
-// redact hides a password in a URL-like value.
-func redact(v string) string {
-	if u, err := url.Parse(v); err == nil && u.User != nil {
-		u.User = url.User(u.User.Username())
-		return u.String()
-	}
-	return v
+	return fmt.Errorf("want memory, file:PATH or redis://HOST:PORT/DB, got %q", redisconn.Redact(v))
 }
 
 // loadPolicies reads LIVEPACK_POLICIES: inline JSON when it starts like JSON, else a path.

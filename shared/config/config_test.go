@@ -140,3 +140,17 @@ func TestNamespace(t *testing.T) {
 		}
 	}
 }
+
+// TestStateURLs: a Redis URL is checked as the pool reads it, at start, and a refusal never
+// shows the password.
+func TestStateURLs(t *testing.T) {
+	for v, ok := range map[string]bool{
+		"redis://cache:6379/0": true, "rediss://user:pw@cache:6380/2": true, "redis://cache": true,
+		"redis://:s3cret@cache:6379/x": false, "redis://:s3cret@cache:6379/0?pool_size=5": false, "redis://": false,
+	} {
+		_, err := FromEnv(FC, env(map[string]string{"LIVEPACK_STATE": v}))
+		if (err == nil) != ok || (err != nil && (!strings.HasPrefix(err.Error(), "LIVEPACK_STATE:") || strings.Contains(err.Error(), "s3cret"))) {
+			t.Errorf("LIVEPACK_STATE=%s: %v", v, err)
+		}
+	}
+}

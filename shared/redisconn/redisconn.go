@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -72,12 +73,16 @@ func New(rawURL string, o Options) (*Pool, error) {
 	}
 	opts := []redis.DialOption{redis.DialConnectTimeout(o.DialTimeout), redis.DialReadTimeout(o.IOTimeout),
 		redis.DialWriteTimeout(o.IOTimeout)}
-	// A malformed database number is the one URL error DialURL would only find at the first
-	// command; finding it here keeps a bad LIVEPACK_STATE a start-up error.
+	// DialURL would find a malformed database number only at the first command, and would
+	// ignore options in a query: both are refused here, so a bad LIVEPACK_STATE is a start-up
+	// error and nothing in it is silently dropped.
 	if db := strings.TrimPrefix(u.Path, "/"); db != "" {
-		if _, err := fmt.Sscanf(db, "%d", new(int)); err != nil {
+		if n, err := strconv.Atoi(db); err != nil || n < 0 {
 			return nil, fmt.Errorf("redisconn: %s: invalid database %q", Redact(rawURL), db)
 		}
+	}
+	if u.RawQuery != "" {
+		return nil, fmt.Errorf("redisconn: %s: options in the query are not supported", Redact(rawURL))
 	}
 	p := &redis.Pool{
 		DialContext: func(ctx context.Context) (redis.Conn, error) {
@@ -184,11 +189,19 @@ func connectionError(err error) bool {
 		strings.Contains(err.Error(), "EOF") || strings.Contains(err.Error(), "connection reset")
 }
 
-// Redact drops the password from a Redis URL, for messages.
+// Redact drops the password from a Redis URL, for messages; a URL too malformed to parse loses
+// everything between the scheme and the last @.
 func Redact(v string) string {
-	if u, err := url.Parse(v); err == nil && u.User != nil {
-		u.User = url.User(u.User.Username())
-		return u.String()
+	u, err := url.Parse(v)
+	if err == nil {
+		if u.User != nil {
+			u.User = url.User(u.User.Username())
+			return u.String()
+		}
+		return v
+	}
+	if i, j := strings.Index(v, "://"), strings.LastIndex(v, "@"); i >= 0 && j > i {
+		return v[:i+3] + "…@" + v[j+1:]
 	}
 	return v
 }

@@ -3,6 +3,7 @@ package redisconn_test
 import (
 	"context"
 	"errors"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +21,10 @@ func TestNewRefusesBadURLs(t *testing.T) {
 		{"127.0.0.1:6379", "want redis://"},
 		{"redis://127.0.0.1:6379/zero", "invalid database"},
 		{"rediss://user:s3cret@127.0.0.1:6379/x", "invalid database"},
+		{"redis://127.0.0.1:6379/3abc", "invalid database"},
+		{"redis://127.0.0.1:6379/-1", "invalid database"},
+		{"redis://:s3cret@127.0.0.1:6379/0?dial_timeout=1s", "query are not supported"},
+		{"redis://:s3cret@127.0.0.1:6379/%zz", "want redis://"},
 	} {
 		t.Run(tc.url, func(t *testing.T) {
 			_, err := redisconn.New(tc.url, redisconn.Options{})
@@ -101,4 +106,30 @@ func TestTxAndEval(t *testing.T) {
 	} else if _, ok := errors.AsType[redis.Error](err); !ok {
 		t.Fatalf("a server reply is not a redis.Error: %T %v", err, err)
 	}
+}
+
+// FuzzNew: any LIVEPACK_STATE value is accepted or refused without a panic, and a refusal names
+// the URL without its password.
+func FuzzNew(f *testing.F) {
+	for _, s := range []string{"redis://127.0.0.1:6379/0", "rediss://u:pw@h:1/2", "redis://:pw@h/x?y=z", "redis://%zz", "redis://:s3cret@h/%zz", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		p, err := redisconn.New(raw, redisconn.Options{})
+		if err == nil {
+			_ = p.Close()
+			return
+		}
+		red := redisconn.Redact(raw)
+		if u, perr := url.Parse(red); perr == nil && u.User != nil {
+			if _, ok := u.User.Password(); ok {
+				t.Fatalf("Redact(%q) = %q keeps a password", raw, red)
+			}
+		}
+		if u, perr := url.Parse(raw); perr == nil && u.User != nil {
+			if _, ok := u.User.Password(); ok && strings.Contains(err.Error(), raw) {
+				t.Fatalf("the URL with its password is in %q", err)
+			}
+		}
+	})
 }
