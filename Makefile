@@ -74,9 +74,8 @@ bench:
 	@out=$$(mktemp); trap 'rm -f "$$out"' EXIT; \
 	$(GO) test -run '^$$' -bench . -benchmem ./... | tee "$$out"; \
 	printf '\nRatios measured in this run (livepack ÷ hello-world aws-lambda-go):\n'; \
-	awk '$$1 ~ /^Benchmark(ColdStart|Invoke)\/(hello|libraries|livepack)/ { split($$1, p, "/"); sub(/-[0-9]+$$/, "", p[2]); t[p[1] "/" p[2]] = $$3 } \
-	  END { for (b in t) if (b ~ /\/(livepack|libraries)$$/) { base = b; sub(/(livepack|libraries)$$/, "hello", base); name = b; \
-	    sub(/\/livepack$$/, "", name); sub(/\/libraries$$/, " (hello-world linking livepack'"'"'s libraries)", name); \
+	awk '$$1 ~ /^Benchmark(ColdStart|Invoke|StartToMain)\/(hello|livepack)/ { split($$1, p, "/"); sub(/-[0-9]+$$/, "", p[2]); t[p[1] "/" p[2]] = $$3 } \
+	  END { for (b in t) if (b ~ /\/livepack$$/) { base = b; sub(/livepack$$/, "hello", base); name = b; sub(/\/livepack$$/, "", name); \
 	    if (t[base] > 0) printf "  %-22s %.2fx (%.1f ms vs %.1f ms)\n", name, t[b] / t[base], t[b] / 1e6, t[base] / 1e6 } }' "$$out" | sort; \
 	printf '\nRatios measured in this run (livepack ÷ a naive per-policy script on the official Node SDK):\n'; \
 	awk '$$1 ~ /^Benchmark(Document|Sustained)VsNode/ { for (i = 3; i < NF; i += 2) m[$$(i + 1)] = $$i } \

@@ -14,35 +14,28 @@ import (
 	"github.com/livepack/livepack/shared/lambdarie"
 )
 
-// hellos are the baselines each livepack figure is reported against, measured in the same run,
-// each built once: the smallest aws-lambda-go function, and the same function linking
-// livepack's libraries.
-var hellos sync.Map // tags → func() (string, error)
+var (
+	helloOnce sync.Once
+	hello     string
+	helloErr  error
+)
 
-// helloBuild builds hello-world with extra build tags.
-func helloBuild(b *testing.B, tags string) string {
-	f, _ := hellos.LoadOrStore(tags, sync.OnceValues(func() (string, error) {
-		out := filepath.Join(filepath.Dir(bootstrap), "hello"+strings.ReplaceAll(tags, ",", "-"))
-		cmd := exec.Command("go", "build", "-tags", "lambda.norpc"+tags, "-o", out, "../../shared/lambdarie/testdata/hellolambda")
+// helloLambda builds the smallest aws-lambda-go function: the baseline each livepack figure is
+// reported against, measured in the same run.
+func helloLambda(b *testing.B) string {
+	helloOnce.Do(func() {
+		hello = filepath.Join(filepath.Dir(bootstrap), "hello")
+		cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-o", hello, "../../shared/lambdarie/testdata/hellolambda")
 		cmd.Env = append(cmd.Environ(), "CGO_ENABLED=0")
-		if msg, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("build hello-world (tags %q): %w\n%s", tags, err, msg)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			helloErr = fmt.Errorf("build hello-world: %w\n%s", err, out)
 		}
-		return out, nil
-	}))
-	bin, err := f.(func() (string, error))()
-	if err != nil {
-		b.Fatal(err)
+	})
+	if helloErr != nil {
+		b.Fatal(helloErr)
 	}
-	return bin
+	return hello
 }
-
-// helloLambda builds the smallest aws-lambda-go function.
-func helloLambda(b *testing.B) string { return helloBuild(b, "") }
-
-// helloLibraries builds hello-world linking every third-party package livepack imports
-// (TestLibrariesBaseline): their package initialization is a floor no livepack code can lower.
-func helloLibraries(b *testing.B) string { return helloBuild(b, ",livepacklibs") }
 
 type fn struct {
 	name    string
@@ -54,7 +47,6 @@ type fn struct {
 func functions() []fn {
 	return []fn{
 		{"hello", helloLambda, func(*testing.B) []string { return nil }, []byte(`{"action":"echo"}`)},
-		{"libraries", helloLibraries, func(*testing.B) []string { return nil }, []byte(`{"action":"echo"}`)},
 		{"livepack", func(*testing.B) string { return bootstrap }, benchEnv, []byte(`{"specversion":"1.0","id":"bench","source":"bench","type":"bench.noop"}`)},
 	}
 }
@@ -116,45 +108,5 @@ func BenchmarkInvoke(b *testing.B) {
 				}
 			}
 		})
-	}
-}
-
-// TestLibrariesBaseline: the libraries baseline links exactly the third-party packages
-// livepack's own packages import, so the cold-start floor it measures is livepack's and no
-// other. A library added to or dropped from livepack fails this until the baseline follows.
-func TestLibrariesBaseline(t *testing.T) {
-	list := func(args ...string) map[string]bool {
-		cmd := exec.Command("go", append([]string{"list"}, args...)...)
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("go list %v: %v", args, err)
-		}
-		set := map[string]bool{}
-		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-			pkg, imports, _ := strings.Cut(line, "|")
-			if pkg != "" && !strings.HasPrefix(pkg, "github.com/livepack/livepack/shared/") && pkg != "github.com/livepack/livepack/functions/livepack" &&
-				!strings.HasSuffix(pkg, "/hellolambda") {
-				continue
-			}
-			for _, imp := range strings.Fields(imports) {
-				if strings.Contains(strings.Split(imp, "/")[0], ".") && !strings.HasPrefix(imp, "github.com/livepack/livepack/") {
-					set[imp] = true
-				}
-			}
-		}
-		return set
-	}
-	format := `{{if not .Standard}}{{.ImportPath}}|{{join .Imports " "}}{{end}}`
-	want := list("-deps", "-tags", "lambda.norpc", "-f", format, ".")
-	got := list("-tags", "lambda.norpc,livepacklibs", "-f", format, "../../shared/lambdarie/testdata/hellolambda")
-	for p := range want {
-		if !got[p] {
-			t.Errorf("livepack imports %s; the libraries baseline (shared/lambdarie/testdata/hellolambda/libraries.go) does not", p)
-		}
-	}
-	for p := range got {
-		if !want[p] {
-			t.Errorf("the libraries baseline imports %s; livepack does not", p)
-		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"os/exec"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -37,4 +38,83 @@ func TestCloudStartSkipsCLIOnlyInit(t *testing.T) {
 		t.Fatalf("no inittrace output: %s", out)
 	}
 	t.Logf("%d CLI-only packages traced", seen)
+}
+
+// BenchmarkStartToMain measures process start to exit for a run that stops as soon as main
+// runs: hello-world without the runtime API's variable (aws-lambda-go exits in main) and
+// `livepack version`. The difference is what the binary pays before any of livepack's own
+// code: the runtime's start over a larger binary and every linked package's initialization.
+func BenchmarkStartToMain(b *testing.B) {
+	for _, f := range []struct {
+		name string
+		bin  func() string
+		args []string
+	}{
+		{"hello", func() string { return helloLambda(b) }, nil},
+		{"livepack", func() string { return bootstrap }, []string{"version"}},
+	} {
+		b.Run(f.name, func(b *testing.B) {
+			bin, home := f.bin(), b.TempDir()
+			for b.Loop() {
+				cmd := exec.Command(bin, f.args...)
+				cmd.Env = []string{"HOME=" + home}
+				out, err := cmd.CombinedOutput()
+				if f.name == "livepack" && (err != nil || !strings.HasPrefix(string(out), "livepack ")) {
+					b.Fatalf("livepack version: %v: %s", err, out)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkPackageInit reports package initialization under GODEBUG=inittrace=1 (clock time,
+// its page faults included): the total, livepack's own packages, and the packages that take the
+// most, for livepack and hello-world.
+func BenchmarkPackageInit(b *testing.B) {
+	for _, f := range []struct {
+		name string
+		bin  func() string
+		args []string
+	}{
+		{"hello", func() string { return helloLambda(b) }, nil},
+		{"livepack", func() string { return bootstrap }, []string{"version"}},
+	} {
+		b.Run(f.name, func(b *testing.B) {
+			bin, home := f.bin(), b.TempDir()
+			per := map[string]float64{}
+			runs := 0
+			for b.Loop() {
+				cmd := exec.Command(bin, f.args...)
+				cmd.Env = []string{"GODEBUG=inittrace=1", "HOME=" + home}
+				out, _ := cmd.CombinedOutput()
+				for _, line := range strings.Split(string(out), "\n") {
+					// init PKG @T ms, C ms clock, B bytes, A allocs
+					if fs := strings.Fields(line); len(fs) >= 6 && fs[0] == "init" {
+						if ms, err := strconv.ParseFloat(fs[4], 64); err == nil {
+							per[fs[1]] += ms
+						}
+					}
+				}
+				runs++
+			}
+			total, own := 0.0, 0.0
+			pkgs := make([]string, 0, len(per))
+			for p, ms := range per {
+				total += ms
+				pkgs = append(pkgs, p)
+				if strings.HasPrefix(p, "github.com/livepack/livepack/") {
+					own += ms
+				}
+			}
+			if total == 0 {
+				b.Fatal("no inittrace output")
+			}
+			sort.Slice(pkgs, func(i, j int) bool { return per[pkgs[i]] > per[pkgs[j]] })
+			b.ReportMetric(total/float64(runs), "init-ms")
+			b.ReportMetric(own/float64(runs), "livepack-pkgs-ms")
+			for _, p := range pkgs[:min(3, len(pkgs))] {
+				b.ReportMetric(per[p]/float64(runs), "ms:"+p)
+			}
+		})
+	}
 }
