@@ -3,13 +3,16 @@ package redisconn_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
 
+	"github.com/livepack/livepack/shared/classify"
 	"github.com/livepack/livepack/shared/redisconn"
 	"github.com/livepack/livepack/shared/redistest"
 )
@@ -132,4 +135,40 @@ func FuzzNew(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestRefusedPassword: a wrong or missing password is Redis's refusal, not a connection error:
+// it is not retried, it names no password, and the classification table calls it a
+// misconfiguration (an invocation that fails loudly until the configuration is fixed).
+func TestRefusedPassword(t *testing.T) {
+	ctx := context.Background()
+	admin := redistest.StartWithPassword(t, "right-password")
+	addr := admin.Addr()
+	connections := func() int {
+		info, err := redis.String(admin.Do(ctx, "INFO", "stats"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, v, _ := strings.Cut(info, "total_connections_received:")
+		n, _ := strconv.Atoi(strings.TrimSpace(strings.SplitN(v, "\n", 2)[0]))
+		return n
+	}
+	for name, u := range map[string]string{"wrong": "redis://:wrong-password@" + addr + "/0", "missing": "redis://" + addr + "/0"} {
+		t.Run(name, func(t *testing.T) {
+			before := connections()
+			_, err := redisconn.Open(ctx, u)
+			if n := connections() - before; n != 1 {
+				t.Errorf("%d connections for one refused Open, want 1: a refusal is not a connection error", n)
+			}
+			if err == nil {
+				t.Fatal("Open succeeded")
+			}
+			if c := classify.Of(fmt.Errorf("host: LIVEPACK_STATE: %w", err)); c != classify.Misconfig {
+				t.Errorf("class %s, want misconfiguration: %v", c, err)
+			}
+			if strings.Contains(err.Error(), "wrong-password") {
+				t.Errorf("the password is in %q", err)
+			}
+		})
+	}
 }

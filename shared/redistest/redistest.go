@@ -19,6 +19,13 @@ import (
 // skipped, unless LIVEPACK_REQUIRE_REDIS=1 (as `make test` sets) makes that a failure.
 func Start(t testing.TB) *redisconn.Pool {
 	t.Helper()
+	return StartWithPassword(t, "")
+}
+
+// StartWithPassword is Start for a redis-server that requires password (requirepass); the
+// client returned authenticates with it.
+func StartWithPassword(t testing.TB, password string) *redisconn.Pool {
+	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		if os.Getenv("LIVEPACK_REQUIRE_REDIS") == "1" {
@@ -31,11 +38,17 @@ func Start(t testing.TB) *redisconn.Pool {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())
+		args := []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir()}
+		userinfo := ""
+		if password != "" {
+			args = append(args, "--requirepass", password)
+			userinfo = ":" + password + "@"
+		}
+		cmd := exec.Command(bin, args...)
 		if err := cmd.Start(); err != nil {
 			t.Fatalf("redistest: %v", err)
 		}
-		rdb, err := redisconn.New(fmt.Sprintf("redis://127.0.0.1:%d/0", port), redisconn.Options{})
+		rdb, err := redisconn.New(fmt.Sprintf("redis://%s127.0.0.1:%d/0", userinfo, port), redisconn.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
