@@ -40,21 +40,23 @@ func TestCloudStartSkipsCLIOnlyInit(t *testing.T) {
 	t.Logf("%d CLI-only packages traced", seen)
 }
 
-// BenchmarkStartToMain measures process start to exit for a run that stops as soon as main
-// runs: hello-world without the runtime API's variable (aws-lambda-go exits in main) and
-// `livepack version`. The difference is what the binary pays before any of livepack's own
+// stopAtMain are the runs that stop as soon as main runs: hello-world without the runtime
+// API's variable (aws-lambda-go exits in main) and `livepack version`.
+var stopAtMain = []struct {
+	name string
+	bin  func(*testing.B) string
+	args []string
+}{
+	{"hello", helloLambda, nil},
+	{"livepack", func(*testing.B) string { return bootstrap }, []string{"version"}},
+}
+
+// BenchmarkStartToMain measures process start to exit of the stopAtMain runs. The difference is what the binary pays before any of livepack's own
 // code: the runtime's start over a larger binary and every linked package's initialization.
 func BenchmarkStartToMain(b *testing.B) {
-	for _, f := range []struct {
-		name string
-		bin  func() string
-		args []string
-	}{
-		{"hello", func() string { return helloLambda(b) }, nil},
-		{"livepack", func() string { return bootstrap }, []string{"version"}},
-	} {
+	for _, f := range stopAtMain {
 		b.Run(f.name, func(b *testing.B) {
-			bin, home := f.bin(), b.TempDir()
+			bin, home := f.bin(b), b.TempDir()
 			for b.Loop() {
 				cmd := exec.Command(bin, f.args...)
 				cmd.Env = []string{"HOME=" + home}
@@ -71,16 +73,9 @@ func BenchmarkStartToMain(b *testing.B) {
 // its page faults included): the total, livepack's own packages, and the packages that take the
 // most, for livepack and hello-world.
 func BenchmarkPackageInit(b *testing.B) {
-	for _, f := range []struct {
-		name string
-		bin  func() string
-		args []string
-	}{
-		{"hello", func() string { return helloLambda(b) }, nil},
-		{"livepack", func() string { return bootstrap }, []string{"version"}},
-	} {
+	for _, f := range stopAtMain {
 		b.Run(f.name, func(b *testing.B) {
-			bin, home := f.bin(), b.TempDir()
+			bin, home := f.bin(b), b.TempDir()
 			per := map[string]float64{}
 			runs := 0
 			for b.Loop() {
