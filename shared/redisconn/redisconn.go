@@ -12,10 +12,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -185,8 +187,9 @@ func connectionError(err error) bool {
 		return false
 	}
 	var ne net.Error
-	return errors.As(err, &ne) || strings.HasPrefix(err.Error(), "redigo: ") || errors.Is(err, net.ErrClosed) ||
-		strings.Contains(err.Error(), "EOF") || strings.Contains(err.Error(), "connection reset")
+	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) ||
+		strings.HasPrefix(err.Error(), "redigo: ")
 }
 
 // Redact drops the password from a Redis URL, for messages; a URL too malformed to parse loses
