@@ -8,10 +8,13 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/livepack/livepack/shared/idempotency"
+	"github.com/livepack/livepack/shared/cursor"
+	"github.com/livepack/livepack/shared/eventkey"
 	"github.com/livepack/livepack/shared/liveapi"
 	"github.com/livepack/livepack/shared/notify"
+	"github.com/livepack/livepack/shared/outbox"
 	"github.com/livepack/livepack/shared/policy"
+	"github.com/livepack/livepack/shared/store"
 )
 
 // ErrRetryLater means the run could not finish: a retryable API failure, the quota, a domain
@@ -22,7 +25,7 @@ var ErrRetryLater = errors.New("apply: retry later")
 // Options configure an Engine. API and Store are required.
 type Options struct {
 	API   liveapi.API
-	Store idempotency.Store
+	Store store.Store
 	// Sinks receive the notices; with none, results carry each notice in full.
 	Sinks []notify.Sink
 	// Defaults are the default policies (LIVEPACK_POLICIES), normalized; their DomainName may
@@ -31,27 +34,48 @@ type Options struct {
 	// Now is the clock; nil means time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
+	// RelayBudget bounds the relay every invocation runs after its own work (default
+	// DefaultRelayBudget; a reconcile gives it more).
+	RelayBudget time.Duration
+	// ClaimTTL shortens the outbox's delivery claims (tests).
+	ClaimTTL time.Duration
 }
 
-// Engine turns desired policies into API state, once per trigger key, and sends the
-// restart-ingest notices exactly once per change. It is safe for concurrent use.
+// DefaultRelayBudget is the time an invocation gives the relay after its own work: enough for
+// a few owed notices, short enough that a webhook's answer never waits on a long backlog.
+const DefaultRelayBudget = 3 * time.Second
+
+// Engine turns desired policies into API state, once per trigger key, and announces every
+// change exactly once through the outbox. It is safe for concurrent use.
 type Engine struct {
 	api      liveapi.API
-	store    idempotency.Store
-	sinks    []notify.Sink
+	keys     *eventkey.Keys
+	box      *outbox.Outbox
+	cursors  *cursor.Cursors
+	sinks    []string
 	defaults []policy.Policy
 	now      func() time.Time
 	log      *slog.Logger
+	budget   time.Duration
 }
 
 // New returns an Engine.
 func New(o Options) *Engine {
-	e := &Engine{api: o.API, store: o.Store, sinks: o.Sinks, defaults: o.Defaults, now: o.Now, log: o.Logger}
+	e := &Engine{api: o.API, defaults: o.Defaults, now: o.Now, log: o.Logger, budget: o.RelayBudget}
 	if e.now == nil {
 		e.now = time.Now
 	}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
+	}
+	if e.budget <= 0 {
+		e.budget = DefaultRelayBudget
+	}
+	if o.Store != nil {
+		e.keys = eventkey.New(o.Store, e.now)
+		e.cursors = cursor.New(o.Store, e.now)
+		e.box = outbox.New(outbox.Options{Store: o.Store, Sinks: o.Sinks, Now: e.now, Logger: e.log, ClaimTTL: o.ClaimTTL})
+		e.sinks = e.box.Sinks()
 	}
 	return e
 }
@@ -61,7 +85,8 @@ func New(o Options) *Engine {
 func (e *Engine) Apply(ctx context.Context, trigger, key, hash string, policies []policy.Policy) (Result, error) {
 	return e.run(ctx, trigger, key, trigger+":"+key, hash, func(ctx context.Context, s *session) (Result, error) {
 		res := Result{Trigger: trigger, Key: key}
-		err := s.applyPolicies(ctx, &res, policies, false)
+		prs, err := s.applyPolicies(ctx, policies, false)
+		res.Results = prs
 		return res, err
 	})
 }
@@ -101,122 +126,124 @@ func (e *Engine) DomainCreated(ctx context.Context, trigger, key, domain string,
 			}
 			return res, nil
 		}
-		err := s.applyPolicies(ctx, &res, dedupe(ps), false)
+		prs, err := s.applyPolicies(ctx, dedupe(ps), false)
+		res.Results = append(res.Results, prs...)
 		return res, err
 	})
 }
 
-// run wraps work in the idempotency protocol: one record per key, a short lease renewed by a
-// heartbeat while the work runs, every record write fenced by the lease's token, the stored
-// result replayed, planned notices recorded before any write and delivered after.
+// run wraps work in the event key's protocol (one record per key, a short lease renewed while
+// the work runs, the result kept for replay) and runs the relay afterwards. What the work
+// changes is in the outbox before it is written, so whatever happens to this run, every change
+// is announced once.
 func (e *Engine) run(ctx context.Context, trigger, key, skey, hash string, work func(context.Context, *session) (Result, error)) (Result, error) {
 	log := e.log.With("trigger", trigger, "key", key)
-	token, prev, err := e.store.Acquire(ctx, skey, hash, idempotency.LeaseUntil(e.now()))
+	holder := outbox.NewID()
+	lease, done, err := e.keys.Acquire(ctx, skey, hash, holder)
 	if err != nil {
 		res := Result{Trigger: trigger, Key: key, Results: []PolicyResult{}, Notices: []NoticeResult{}}
-		if errors.Is(err, idempotency.ErrPayloadMismatch) {
+		switch {
+		case errors.Is(err, eventkey.ErrPayloadMismatch):
 			res.Note = "the key " + key + " was used before with a different payload: this event is not applied"
+		case errors.Is(err, eventkey.ErrInProgress):
+			res.Note = "another run is applying the key " + key + "; retry after " + eventkey.RetryAfter(err).UTC().Format(time.RFC3339)
 		}
 		return res, fmt.Errorf("apply: %s: %w", key, err)
 	}
-	if prev != nil && prev.Status == idempotency.Completed {
+	if done != nil {
 		log.Info("replay of a completed key")
-		return replay(prev)
-	}
-	l := e.hold(ctx, skey, token, log)
-	defer l.stop()
-	if prev != nil && prev.Status == idempotency.Applied {
-		log.Info("delivering notices pending for an applied key")
-		res, err := replay(prev)
+		res, err := replay(skey, done)
 		if err != nil {
 			return res, err
 		}
-		prev.Token = token
-		res.Notices = e.deliver(ctx, prev, func(ns []NoticeResult) {
-			stored := res
-			stored.Replayed, stored.Notices = false, ns
-			if b, err := json.Marshal(stored); err == nil {
-				prev.Result = b
-			}
-		})
-		l.stop()
-		e.flushOthers(ctx, skey)
+		res.Notices = e.refresh(ctx, res.Notices)
+		e.relay(ctx, holder, &res, nil)
 		return res, nil
 	}
-	s := &session{e: e, key: skey, hash: hash, token: token, lease: l, domains: map[string]*domainInfo{}, log: log}
-	if prev != nil { // a crashed run's lease was taken over
-		s.planned = prev.Pending
-		log.Warn("taking over a lapsed in-progress key", "planned", len(prev.Pending))
+	if lease.TookOver {
+		log.Warn("taking over a lapsed key: its run crashed or timed out; the outbox settles what it left")
 	}
-	res, werr := work(l.ctx, s)
-	if lost := l.lost(); lost != nil && werr == nil {
+	s := newSession(e, holder, log)
+	hb := e.hold(ctx, lease, s, log)
+	defer hb.stop()
+	res, werr := work(hb.ctx, s)
+	if lost := hb.lost(); lost != nil && werr == nil {
 		werr = lost
+	}
+	if res.Results == nil {
+		res.Results = []PolicyResult{}
 	}
 	// The writes are done: recording them must not fail because the deadline passed meanwhile.
 	sctx, cancel := settleContext(ctx)
 	defer cancel()
-	if res.Results == nil {
-		res.Results = []PolicyResult{}
+	res.Notices = append(res.Notices, s.deliver(ctx)...)
+	if res.Notices == nil {
+		res.Notices = []NoticeResult{}
 	}
-	if werr == nil {
-		// A run that finishes (a reconcile reports failures rather than retrying) settles its
-		// ambiguous writes now: each whose change the API shows is announced.
-		s.settleUncertain(sctx)
+	hb.stop()
+	if werr != nil {
+		if hb.lost() == nil {
+			if err := e.keys.Release(sctx, lease); err != nil {
+				log.Warn("releasing the key failed; it is free again when its lease lapses", "err", err)
+			}
+		}
+		e.relay(ctx, holder, &res, s)
+		return res, werr
 	}
-	owed := s.owed()
-	resJSON, err := json.Marshal(res)
+	b, err := json.Marshal(res)
 	if err != nil {
 		return res, fmt.Errorf("apply: encode result: %w", err)
 	}
-	rec := idempotency.Record{Key: skey, Status: idempotency.Applied, PayloadHash: hash, Token: token,
-		LeaseUntil: idempotency.LeaseUntil(e.now()), Result: resJSON, Pending: owed}
-	if werr != nil {
-		res.Notices = []NoticeResult{}
-		if l.lost() != nil {
-			// Another run holds the key: it finds this run's changes in place and owes their
-			// notices; this run writes nothing more.
-			return res, werr
-		}
-		// The work must run again, so the key is released: notices for the changes that did
-		// happen move to a record of their own and go out now, and the notices of writes
-		// whose fate is unknown stay on the key, under a lapsed lease, for the retry to
-		// check against what it finds in place.
-		if len(owed) > 0 {
-			nkey := "notices:" + skey + ":" + owed[0].ID
-			ntoken, _, err := e.store.Acquire(sctx, nkey, hash, idempotency.LeaseUntil(e.now()))
-			if err != nil {
-				log.Error("keeping pending notices failed", "err", err)
-			} else {
-				nrec := rec
-				nrec.Key, nrec.Token = nkey, ntoken
-				if err := e.store.Put(sctx, nrec); err != nil {
-					log.Error("keeping pending notices failed", "err", err)
-				}
-				res.Notices = e.deliver(ctx, &nrec, nil)
-			}
-		}
-		if carry := s.carried(owed); len(carry) > 0 {
-			held := idempotency.Record{Key: skey, Status: idempotency.InProgress, PayloadHash: hash, LeaseUntil: e.now(), Pending: carry, Token: token}
-			if err := e.store.Put(sctx, held); err != nil {
-				log.Error("keeping uncertain notices failed", "err", err)
-			}
-		} else if err := e.store.Delete(sctx, skey, token); err != nil {
-			log.Error("releasing the key failed", "err", err)
-		}
-		return res, werr
+	if err := e.keys.Complete(sctx, lease, b); err != nil {
+		// Every change is in the outbox already: a redelivery finds the configs in place and
+		// changes nothing, and the relay announces what this run made.
+		return res, fmt.Errorf("apply: record the result of %s: %w", key, err)
 	}
-	if err := e.store.Put(sctx, rec); err != nil {
-		return res, fmt.Errorf("apply: record applied %s: %w", skey, err)
-	}
-	res.Notices = e.deliver(ctx, &rec, func(ns []NoticeResult) {
-		res.Notices = ns
-		if b, err := json.Marshal(res); err == nil {
-			rec.Result = b
-		}
-	})
-	l.stop()
-	e.flushOthers(ctx, skey)
+	e.relay(ctx, holder, &res, s)
 	return res, nil
+}
+
+// relay runs the outbox's relay within the engine's budget and adds what it delivered for
+// other runs, and the backlog it saw, to res.
+func (e *Engine) relay(ctx context.Context, holder string, res *Result, s *session) {
+	if s == nil {
+		s = newSession(e, holder, e.log)
+	}
+	rep := e.box.Relay(ctx, outbox.RelayOptions{Budget: e.budget, Holder: holder, Settle: s.settler})
+	seen := map[string]bool{}
+	for _, n := range res.Notices {
+		seen[n.ID] = true
+	}
+	for id, sinks := range rep.Notices {
+		if !seen[id] {
+			res.Notices = append(res.Notices, NoticeResult{ID: id, Sinks: sinks, Relayed: true})
+		}
+	}
+	res.Backlog = &Backlog{Owed: rep.Owed}
+	if !rep.Oldest.IsZero() {
+		o := rep.Oldest.UTC()
+		res.Backlog.OldestOwedAt = &o
+	}
+}
+
+// refresh reads again, from the outbox, the delivery state of a replayed result's notices
+// that were still owed when it was stored; delivered and failed are final and cost nothing.
+func (e *Engine) refresh(ctx context.Context, ns []NoticeResult) []NoticeResult {
+	for i, n := range ns {
+		var owed []string
+		for sink, st := range n.Sinks {
+			if outbox.State(st) == outbox.Pending {
+				owed = append(owed, sink)
+			}
+		}
+		if len(owed) == 0 {
+			continue
+		}
+		for sink, st := range e.box.States(ctx, []string{n.ID}, owed)[n.ID] {
+			ns[i].Sinks[sink] = st
+		}
+	}
+	return ns
 }
 
 // settleContext returns a context for recording what already happened: it outlives ctx's
@@ -226,188 +253,19 @@ func settleContext(ctx context.Context) (context.Context, context.CancelFunc) {
 }
 
 // replay decodes a stored result.
-func replay(rec *idempotency.Record) (Result, error) {
+func replay(key string, rec *eventkey.Record) (Result, error) {
 	var res Result
 	if err := json.Unmarshal(rec.Result, &res); err != nil {
-		return res, fmt.Errorf("apply: stored result of %s: %w", rec.Key, err)
+		return res, fmt.Errorf("apply: stored result of %s: %w", key, err)
 	}
 	res.Replayed = true
 	return res, nil
 }
 
-// claimFor is how long a delivery claim in the delivered-notices record lives: a sink's
-// retries fit in it, and a crashed sender's claim lapses soon after.
-const claimFor = time.Minute
-
-// deliver sends rec's pending notices to the sinks still owed them, then records what is left:
-// Completed when nothing is, Applied with the lease released otherwise, so a later invocation
-// of any trigger retries. rec must be held (rec.Token its lease's token).
-//
-// Each notice goes to each sink at most once across keys, instances and retries: the
-// delivered-notices record, keyed by the notice's id (the change's id), is claimed before the
-// send and marked after it, so racing triggers that made or observed the same change send it
-// once.
-//
-// onDone, when set, sees the delivery results before the record is saved, so the stored result
-// a replay returns says where each notice went.
-func (e *Engine) deliver(ctx context.Context, rec *idempotency.Record, onDone func([]NoticeResult)) []NoticeResult {
-	out := []NoticeResult{}
-	var left []idempotency.PendingNotice
-	claimer := rec.Token
-	if claimer == "" {
-		claimer = idempotency.NewToken()
-	}
-	for _, pn := range rec.Pending {
-		nr := NoticeResult{ID: pn.ID, Sinks: map[string]string{}}
-		if len(e.sinks) == 0 {
-			nr.Event = pn.Event
-		}
-		var owed []string
-		for _, name := range pn.Sinks {
-			sink := e.sink(name)
-			if sink == nil {
-				nr.Sinks[name] = "failed: sink no longer configured"
-				e.log.Error("notice dropped: sink no longer configured", "notice", pn.ID, "sink", name)
-				continue
-			}
-			c, err := e.store.ClaimNotice(ctx, pn.ID, name, claimer, e.now().Add(claimFor))
-			switch {
-			case err != nil:
-				nr.Sinks[name] = "pending: " + err.Error()
-				owed = append(owed, name)
-				e.log.Warn("claiming a notice failed; kept pending", "notice", pn.ID, "sink", name, "err", err)
-				continue
-			case c == idempotency.AlreadyDelivered:
-				nr.Sinks[name] = "delivered"
-				e.log.Info("notice already delivered by another run", "notice", pn.ID, "sink", name)
-				continue
-			case c == idempotency.InFlight:
-				nr.Sinks[name] = "pending: being delivered by another run"
-				owed = append(owed, name)
-				continue
-			}
-			err = sink.Deliver(ctx, notify.Notice{ID: pn.ID, JSON: pn.Event})
-			sctx, cancel := settleContext(ctx)
-			if serr := e.store.SettleNotice(sctx, pn.ID, noticeSubject(pn), name, claimer, err == nil); serr != nil {
-				e.log.Warn("recording a notice delivery failed", "notice", pn.ID, "sink", name, "err", serr)
-			}
-			cancel()
-			if err != nil {
-				if errors.Is(err, notify.ErrPermanent) {
-					nr.Sinks[name] = "failed: " + err.Error()
-					e.log.Error("notice refused by its sink", "notice", pn.ID, "sink", name, "err", err)
-					continue
-				}
-				nr.Sinks[name] = "pending: " + err.Error()
-				owed = append(owed, name)
-				e.log.Warn("notice delivery failed; kept pending", "notice", pn.ID, "sink", name, "err", err)
-				continue
-			}
-			nr.Sinks[name] = "delivered"
-		}
-		if len(owed) > 0 {
-			pn.Sinks = owed
-			left = append(left, pn)
-		}
-		out = append(out, nr)
-	}
-	rec.Pending = left
-	rec.LeaseUntil = time.Time{}
-	if onDone != nil {
-		onDone(out)
-	}
-	if len(left) == 0 {
-		rec.Status = idempotency.Completed
-	} else {
-		rec.Status = idempotency.Applied
-	}
-	sctx, cancel := settleContext(ctx)
-	defer cancel()
-	if len(left) == 0 && isNoticeKey(rec.Key) {
-		if err := e.store.Delete(sctx, rec.Key, rec.Token); err != nil {
-			e.log.Error("clearing delivered notices failed", "key", rec.Key, "err", err)
-		}
-		return out
-	}
-	if err := e.store.Put(sctx, *rec); err != nil {
-		e.log.Error("recording notice delivery failed", "key", rec.Key, "err", err)
-	}
-	return out
-}
-
-// noticeSubject is what a notice is about (its CloudEvent subject: the target, or "reconcile").
-func noticeSubject(pn idempotency.PendingNotice) string {
-	var ev struct {
-		Subject string `json:"subject"`
-	}
-	_ = json.Unmarshal(pn.Event, &ev)
-	return ev.Subject
-}
-
-func isNoticeKey(k string) bool { return len(k) > 8 && k[:8] == "notices:" }
-
-func (e *Engine) sink(name string) notify.Sink {
-	for _, s := range e.sinks {
-		if s.Name() == name {
-			return s
-		}
-	}
-	return nil
-}
-
-// sinkNames lists the configured sinks: a new notice is owed to each.
-func (e *Engine) sinkNames() []string {
-	names := make([]string, 0, len(e.sinks))
-	for _, s := range e.sinks {
-		names = append(names, s.Name())
-	}
-	return names
-}
-
-// Backlog bounds: the notices other runs left pending are delivered after a run's own, in one
-// bounded step, so that an invocation (a webhook's answer above all) never waits on a long
-// backlog: at most BacklogKeys records and BacklogBudget of time; the rest waits for the next
-// invocation of any trigger or the schedule.
-const (
-	BacklogKeys   = 10
-	BacklogBudget = 3 * time.Second
-)
-
-// flushOthers delivers notices that earlier runs could not deliver, within the backlog bounds.
-func (e *Engine) flushOthers(ctx context.Context, self string) {
-	if ctx.Err() != nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(ctx, BacklogBudget)
-	defer cancel()
-	recs, err := e.store.Pending(ctx)
-	if err != nil {
-		e.log.Warn("listing pending notices failed", "err", err)
-		return
-	}
-	done := 0
-	for _, r := range recs {
-		if done >= BacklogKeys || ctx.Err() != nil {
-			return
-		}
-		if r.Key == self {
-			continue
-		}
-		token, held, err := e.store.Acquire(ctx, r.Key, r.PayloadHash, idempotency.LeaseUntil(e.now()))
-		if err != nil {
-			continue // another invocation holds it
-		}
-		if held == nil {
-			// It expired between listing and acquiring: drop the fresh claim just made.
-			_ = e.store.Delete(ctx, r.Key, token)
-			continue
-		}
-		if held.Status != idempotency.Applied {
-			continue
-		}
-		done++
-		e.log.Info("delivering notices pending from an earlier run", "pendingKey", r.Key, "notices", len(held.Pending))
-		held.Token = token
-		e.deliver(ctx, held, nil)
-	}
+// Relay runs the outbox's relay alone (the schedule runs it; a host may run it on idle
+// invocations) and reports it as a result.
+func (e *Engine) Relay(ctx context.Context, trigger string) Result {
+	res := Result{Trigger: trigger, Results: []PolicyResult{}, Notices: []NoticeResult{}}
+	e.relay(ctx, outbox.NewID(), &res, nil)
+	return res
 }

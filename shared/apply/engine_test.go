@@ -17,12 +17,14 @@ import (
 
 	"github.com/livepack/livepack/shared/apply"
 	"github.com/livepack/livepack/shared/emulator"
-	"github.com/livepack/livepack/shared/idempotency"
+	"github.com/livepack/livepack/shared/eventkey"
+	"github.com/livepack/livepack/shared/store"
+	"github.com/livepack/livepack/shared/store/everystore"
+	"github.com/livepack/livepack/shared/store/memstore"
 	"github.com/livepack/livepack/shared/liveapi"
 	"github.com/livepack/livepack/shared/notify"
 	"github.com/livepack/livepack/shared/policy"
 	"github.com/livepack/livepack/shared/quota"
-	"github.com/livepack/livepack/shared/redistest"
 	"github.com/livepack/livepack/shared/webhooksig"
 )
 
@@ -93,14 +95,14 @@ type env struct {
 	emu   *emulator.Server
 	url   string
 	api   *liveapi.Client
-	store idempotency.Store
+	store store.Store
 	recv  *receiver
 	opts  apply.Options
 }
 
 type envOption func(*emulator.Options, *liveapi.Options)
 
-func newEnv(t testing.TB, store idempotency.Store, eo ...envOption) *env {
+func newEnv(t testing.TB, store store.Store, eo ...envOption) *env {
 	t.Helper()
 	eopts := emulator.Options{Seed: emulator.DefaultSeed()}
 	copts := liveapi.Options{}
@@ -126,7 +128,7 @@ func newEnv(t testing.TB, store idempotency.Store, eo ...envOption) *env {
 		t.Fatal(err)
 	}
 	if store == nil {
-		store = idempotency.NewMemory()
+		store = memstore.New(nil)
 	}
 	t.Cleanup(func() { _ = store.Close() })
 	return &env{emu: emu, url: srv.URL, api: api, store: store, recv: recv,
@@ -229,7 +231,7 @@ func TestPlanOutcomes(t *testing.T) {
 		{"c", `[{"DomainName":"play.example.com","AppName":"news","StreamName":"*","Delete":true},{"DomainName":"play.example.com","AppName":"gone","StreamName":"*","Delete":true}]`, "news=deleted,gone=unchanged"},
 		{"d", `[{"DomainName":"push.example.com","AppName":"a","StreamName":"*","Protocol":"HLS_CMAF"}]`, "a=skipped"},
 		{"e", `[{"DomainName":"nowhere.example.com","AppName":"a","StreamName":"*","Protocol":"HLS_CMAF"}]`, "a=failed"},
-		{"f", `[{"DomainName":"*.example.com","AppName":"a","StreamName":"*","Protocol":"HLS_CMAF"}]`, "a=failed"},
+		{"f", `[{"DomainName":"*.example.com","AppName":"a","StreamName":"*","Protocol":"HLS_CMAF"}]`, "a=invalid"},
 	}
 	for _, s := range steps {
 		before := e.writes()
@@ -280,7 +282,7 @@ func TestPayloadMismatch(t *testing.T) {
 	ps2, hash2 := parse(t, `{"DomainName":"play.example.com","AppName":"sports","StreamName":"*","Protocol":"HLS_CMAF"}`)
 	calls := len(e.emu.Calls())
 	_, err := e.engine().Apply(ctxT(t, 20*time.Second), "direct", "k", hash2, ps2)
-	if !errors.Is(err, idempotency.ErrPayloadMismatch) {
+	if !errors.Is(err, eventkey.ErrPayloadMismatch) {
 		t.Fatalf("err = %v, want ErrPayloadMismatch", err)
 	}
 	if len(e.emu.Calls()) != calls {
@@ -288,19 +290,7 @@ func TestPayloadMismatch(t *testing.T) {
 	}
 }
 
-func stores(t *testing.T) map[string]func() idempotency.Store {
-	return map[string]func() idempotency.Store{
-		"memory": func() idempotency.Store { return idempotency.NewMemory() },
-		"file": func() idempotency.Store {
-			s, err := idempotency.NewFile(t.TempDir() + "/state.db")
-			if err != nil {
-				t.Fatal(err)
-			}
-			return s
-		},
-		"redis": func() idempotency.Store { return idempotency.NewRedis(redistest.Start(t), "t:") },
-	}
-}
+func stores(t *testing.T) map[string]func() store.Store { return everystore.Backends(t) }
 
 func TestConcurrentDeliveriesApplyOnce(t *testing.T) {
 	for name, mk := range stores(t) {
@@ -320,7 +310,7 @@ func TestConcurrentDeliveriesApplyOnce(t *testing.T) {
 					mu.Lock()
 					defer mu.Unlock()
 					switch {
-					case errors.Is(err, idempotency.ErrInProgress):
+					case errors.Is(err, eventkey.ErrInProgress):
 						outcomes["in-progress"]++
 					case err != nil:
 						outcomes["error: "+err.Error()]++
@@ -383,7 +373,7 @@ func TestCrashBetweenApplyAndNotice(t *testing.T) {
 	defer func() { t.Logf("the retry succeeded %s after the crash", time.Since(crashedAt).Round(time.Second)) }()
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		res, err = e.engine().Apply(ctxT(t, 20*time.Second), "cms-webhook", "msg_crash", hash, ps)
-		if !errors.Is(err, idempotency.ErrInProgress) {
+		if !errors.Is(err, eventkey.ErrInProgress) {
 			break
 		}
 	}
@@ -405,8 +395,13 @@ func TestCrashBetweenApplyAndNotice(t *testing.T) {
 	}
 }
 
+// TestUndeliveredNoticeGoesOutWithTheNextInvocation: a notice its sink refused is rescheduled
+// with backoff, and the first invocation of any trigger after that time delivers it; a replay
+// of the first event then reads its notice as delivered.
 func TestUndeliveredNoticeGoesOutWithTheNextInvocation(t *testing.T) {
 	e := newEnv(t, nil)
+	clk := &clock{now: time.Now()}
+	e.opts.Now = clk.Now
 	e.recv.mu.Lock()
 	e.recv.failNext = 1000
 	e.recv.mu.Unlock()
@@ -418,24 +413,45 @@ func TestUndeliveredNoticeGoesOutWithTheNextInvocation(t *testing.T) {
 	if st := res.Notices[0].Sinks[sinkName(e)]; !strings.HasPrefix(st, "pending") {
 		t.Fatalf("notice state %q, want pending", st)
 	}
+	if res.Backlog == nil || res.Backlog.Owed != 1 {
+		t.Fatalf("backlog %+v, want 1 owed", res.Backlog)
+	}
 	e.recv.mu.Lock()
 	e.recv.failNext = 0
 	e.recv.mu.Unlock()
-	// Any other trigger's invocation flushes it.
+	// Before its next attempt is due, another invocation leaves it alone...
 	ps2, hash2 := parse(t, `{"DomainName":"play.example.com","AppName":"news","StreamName":"*","Protocol":"HLS_CMAF"}`)
 	if _, err := e.engine().Apply(ctxT(t, 20*time.Second), "direct", "k2", hash2, ps2); err != nil {
 		t.Fatal(err)
 	}
-	if n, total, _ := e.recv.counts(); n != 2 || total != 2 {
-		t.Fatalf("receiver got %d distinct / %d total, want 2 / 2", n, total)
+	if n, _, _ := e.recv.counts(); n != 1 {
+		t.Fatalf("receiver got %d notices, want only the second run's", n)
 	}
-	// The first key is now complete: a replay delivers nothing more.
+	// ...and once it is due, any invocation delivers it.
+	clk.mu.Lock()
+	clk.now = clk.now.Add(2 * time.Minute)
+	clk.mu.Unlock()
+	ps3, hash3 := parse(t, `{"DomainName":"play.example.com","AppName":"extra","StreamName":"*","Protocol":"HLS_CMAF"}`)
+	third, err := e.engine().Apply(ctxT(t, 20*time.Second), "direct", "k3", hash3, ps3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, total, _ := e.recv.counts(); n != 3 || total != 3 {
+		t.Fatalf("receiver got %d distinct / %d total, want 3 / 3", n, total)
+	}
+	if third.Backlog == nil || third.Backlog.Owed != 0 || len(third.Notices) != 2 || !third.Notices[1].Relayed {
+		t.Fatalf("third result: notices %+v backlog %+v, want its own and the relayed one, nothing owed", third.Notices, third.Backlog)
+	}
+	// A replay of the first key reads its notice as delivered now, and sends nothing.
 	again, err := e.engine().Apply(ctxT(t, 20*time.Second), "direct", "k1", hash, ps)
 	if err != nil || !again.Replayed {
 		t.Fatalf("replay: %+v, %v", again, err)
 	}
-	if _, total, _ := e.recv.counts(); total != 2 {
-		t.Fatalf("%d notices after the replay, want 2", total)
+	if st := again.Notices[0].Sinks[sinkName(e)]; st != "delivered" {
+		t.Fatalf("replayed notice state %q, want delivered", st)
+	}
+	if _, total, _ := e.recv.counts(); total != 3 {
+		t.Fatalf("%d notices after the replay, want 3", total)
 	}
 }
 
@@ -476,7 +492,7 @@ func faultyConverges(t *testing.T, attempts int) {
 			if err == nil {
 				return
 			}
-			if !errors.Is(err, apply.ErrRetryLater) && !errors.Is(err, idempotency.ErrInProgress) {
+			if !errors.Is(err, apply.ErrRetryLater) && !errors.Is(err, eventkey.ErrInProgress) {
 				t.Fatalf("%s: %v", ev.key, err)
 			}
 		}

@@ -10,7 +10,7 @@ import (
 	"github.com/livepack/livepack/shared/apply"
 	"github.com/livepack/livepack/shared/classify"
 	"github.com/livepack/livepack/shared/emulator"
-	"github.com/livepack/livepack/shared/idempotency"
+	"github.com/livepack/livepack/shared/eventkey"
 	"github.com/livepack/livepack/shared/liveapi"
 	"github.com/livepack/livepack/shared/quota"
 	"github.com/livepack/livepack/shared/redisconn"
@@ -121,7 +121,7 @@ func TestRedisUnreachableIsRetried(t *testing.T) {
 	}
 	// The key was released: the same delivery runs again rather than replaying the failure.
 	_, err = e.engine().Apply(ctxT(t, 20*time.Second), "cms-webhook", "msg_r", hash, ps)
-	if classify.Of(err) != classify.Retry || errors.Is(err, idempotency.ErrInProgress) {
+	if classify.Of(err) != classify.Retry || errors.Is(err, eventkey.ErrInProgress) {
 		t.Fatalf("redelivery: %v", err)
 	}
 }

@@ -10,10 +10,11 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/livepack/livepack/shared/classify"
-	"github.com/livepack/livepack/shared/idempotency"
+	"github.com/livepack/livepack/shared/outbox"
 	"github.com/livepack/livepack/shared/liveapi"
 	"github.com/livepack/livepack/shared/notify"
 	"github.com/livepack/livepack/shared/policy"
@@ -27,26 +28,37 @@ const (
 )
 
 // session is one invocation's view of the API: each domain's detail, configs and online
-// streams are read at most once, and the notices it owes are collected.
+// streams are read at most once, and the notices of the changes it makes or joins are
+// collected in order.
 type session struct {
 	e       *Engine
-	key     string
-	hash    string
-	token   string
-	lease   *lease
+	holder  string
 	log     *slog.Logger
 	domains map[string]*domainInfo
-	// planned are the notices a crashed run had planned (taken over with its lease).
-	planned []idempotency.PendingNotice
-	// notices are the notices for changes this run made, in order.
-	notices []idempotency.PendingNotice
-	// uncertain are the notices of writes that failed ambiguously (a timeout or 5xx may come
-	// after the API committed): a retry delivers each one whose change it finds in place.
-	uncertain []idempotency.PendingNotice
-	calls     int
+	calls   int
 	// notFoundUntil, when set, is the end of the window in which a domain not found is one too
 	// new for Describe to show (a domain-created event's time plus NewDomainWindow).
 	notFoundUntil time.Time
+
+	mu sync.Mutex
+	// intents are the open intents of the writes in flight: the heartbeat renews them.
+	intents map[string]outbox.Intent
+	// owed are the delivery keys of the changes this run committed; notes the notices to report.
+	owed  []string
+	notes []note
+}
+
+// note is a notice a run reports: one it committed (with the event, for a result without
+// sinks), one whose change another run made for it (joined), or one it could not record.
+type note struct {
+	id      string
+	event   json.RawMessage
+	joined  bool
+	pending string
+}
+
+func newSession(e *Engine, holder string, log *slog.Logger) *session {
+	return &session{e: e, holder: holder, log: log, domains: map[string]*domainInfo{}, intents: map[string]outbox.Intent{}}
 }
 
 type domainInfo struct {
@@ -165,55 +177,66 @@ func packageConfig(p policy.Policy) liveapi.PackageConfig {
 		PartDuration: c.PartDuration, IgnoreTranscode: c.IgnoreTranscode}
 }
 
-// applyPolicies plans and (unless report) applies each policy, appending one PolicyResult per
-// policy. It returns an error wrapping ErrRetryLater when any policy failed for a reason that a
-// later delivery can fix.
-func (s *session) applyPolicies(ctx context.Context, res *Result, ps []policy.Policy, report bool) error {
+// applyPolicies plans and (unless report) applies each policy and returns one PolicyResult
+// per policy, in document order. It returns an error wrapping ErrRetryLater when any policy
+// failed for a reason that a later delivery can fix. Every path (documents, new domains,
+// enforce) goes through it: the same wildcard guard and the same order.
+func (s *session) applyPolicies(ctx context.Context, ps []policy.Policy, report bool) ([]PolicyResult, error) {
 	if !report {
 		refused, err := s.wildcardDeletes(ctx, ps)
 		if err != nil {
-			return notDone([]error{err})
+			return nil, notDone([]error{err})
 		}
 		if refused != nil {
-			res.Results = append(res.Results, refused...)
-			return nil
-		}
-	}
-	// Wildcard deletes go last: on the API a `*` matches every app or stream, so the specific
-	// deletes of the same document must run (and be announced) before it removes them.
-	order := make([]int, 0, len(ps))
-	for i, p := range ps {
-		if !isWildcardDelete(p) {
-			order = append(order, i)
-		}
-	}
-	for i, p := range ps {
-		if isWildcardDelete(p) {
-			order = append(order, i)
+			return refused, nil
 		}
 	}
 	results := make([]PolicyResult, len(ps))
 	var retry []error
-	done := 0
-	for _, i := range order {
+	for _, i := range writeOrder(ps) {
+		if ctx.Err() != nil {
+			break // the run lost its lease or its time: it writes nothing more
+		}
 		pr, err := s.applyOne(ctx, ps[i], report)
 		results[i] = pr
-		done++
 		if err != nil {
 			retry = append(retry, err)
-			if errors.Is(err, idempotency.ErrFenced) {
-				break // another run holds the key now: this one must not write the API further
-			}
 		}
 	}
 	for i, p := range ps {
 		if results[i].Outcome == "" { // not reached: the run stopped
 			results[i] = PolicyResult{DomainName: p.DomainName, AppName: p.AppName, StreamName: p.StreamName,
-				Outcome: Skipped, Errors: []policy.FieldError{}, Reason: "not applied: the run lost its lease to another run"}
+				Outcome: Skipped, Errors: []policy.FieldError{}, Reason: "not applied: the run stopped (" + context.Cause(ctx).Error() + ")"}
+			retry = append(retry, context.Cause(ctx))
 		}
 	}
-	res.Results = append(res.Results, results...)
-	return notDone(retry)
+	return results, notDone(retry)
+}
+
+// writeOrder is the order policies are applied in: creates and updates first, then deletes
+// from the most specific to the widest. On the API a `*` Delete removes every config it
+// matches, so the named configs a document deletes are deleted (and announced) one by one
+// before a wider Delete could remove them silently.
+func writeOrder(ps []policy.Policy) []int {
+	width := func(p policy.Policy) int {
+		if !p.Delete {
+			return 0
+		}
+		w := 1
+		if p.StreamName == "*" {
+			w++
+		}
+		if p.AppName == "*" {
+			w += 2
+		}
+		return w
+	}
+	order := make([]int, len(ps))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return width(ps[order[a]]) < width(ps[order[b]]) })
+	return order
 }
 
 func isWildcardDelete(p policy.Policy) bool {
@@ -305,21 +328,15 @@ func (s *session) applyOne(ctx context.Context, p policy.Policy, report bool) (P
 		c := p.Config()
 		pr.Config = &c
 	}
-	fail := func(err error) (PolicyResult, error) {
-		pr.Outcome, pr.Reason, pr.Errors = Failed, reasonFor(err), apiFieldErrors(err)
-		if unfinished(err) {
-			return pr, err
-		}
-		return pr, nil
-	}
 	if policy.IsGlob(p.DomainName) {
-		pr.Outcome = Failed
+		pr.Outcome = Invalid
 		pr.Reason = "DomainName " + p.DomainName + " is a pattern: patterns apply only to default policies (LIVEPACK_POLICIES); name one play domain"
+		pr.Errors = []policy.FieldError{{Field: "DomainName", Value: p.DomainName, Code: policy.CodeInvalidParams, Rule: "no-pattern", Message: pr.Reason}}
 		return pr, nil
 	}
 	di := s.domain(ctx, p.DomainName)
 	if di.err != nil {
-		return fail(di.err)
+		return failed(pr, di.err)
 	}
 	if di.d.LiveDomainType != playDomain {
 		pr.Outcome = Skipped
@@ -330,7 +347,7 @@ func (s *session) applyOne(ctx context.Context, p policy.Policy, report bool) (P
 		return pr, nil
 	}
 	if err := s.loadConfigs(ctx, p.DomainName, di, false); err != nil {
-		return fail(err)
+		return failed(pr, err)
 	}
 	st := plan(p, di)
 	pr.Previous = st.current
@@ -346,44 +363,229 @@ func (s *session) applyOne(ctx context.Context, p policy.Policy, report bool) (P
 		pr.Reason = "report mode: enforce would " + pr.Drift + " this config"
 		return pr, nil
 	}
-	for attempt := 0; ; attempt++ {
-		pn, planned, err := s.recordPlanned(ctx, st, di)
-		if err != nil {
-			return fail(err) // the key was taken over: no write without the lease
-		}
-		err = s.write(ctx, st)
-		if err == nil {
-			break
-		}
-		// Add meets ConfigAlreadyExists, or Update/Delete a missing config: the state changed
-		// between Describe and the write. Read it again and plan once more.
-		if attempt == 0 && (errors.Is(err, liveapi.ErrConfigExists) || (st.outcome != Created && errors.Is(err, liveapi.ErrNotFound))) {
-			if lerr := s.loadConfigs(ctx, p.DomainName, di, true); lerr != nil {
-				return fail(lerr)
-			}
-			first := st
-			st = plan(p, di)
-			if st.outcome == Unchanged {
-				// The desired state is in place: a concurrent writer made it, or this run's
-				// own write landed before an error and the client's retry met it. Streams
-				// must restart either way, so the change is reported and notified.
-				pr.Outcome, pr.Previous = first.outcome, first.current
-				pr.Reason = "the API already showed this config after the write (a retried or concurrent write)"
-				s.applied(ctx, first, di)
-				return pr, nil
-			}
-			pr.Previous = st.current
-			continue
-		}
-		if planned && retryable(err) {
-			s.uncertain = append(s.uncertain, pn)
-		}
-		return fail(err)
+	return s.change(ctx, p, st, di, pr)
+}
+
+// failed reports err on pr; a retryable or misconfiguration cause is also returned, so the
+// run is redone.
+func failed(pr PolicyResult, err error) (PolicyResult, error) {
+	pr.Outcome, pr.Reason, pr.Errors = Failed, reasonFor(err), apiFieldErrors(err)
+	if unfinished(err) {
+		return pr, err
 	}
-	pr.Outcome = st.outcome
-	s.applied(ctx, st, di)
 	return pr, nil
 }
+
+// joinWait bounds how long a run waits for another run's intent on the same target to settle.
+const joinWait = 20 * time.Second
+
+// ErrBusyTarget: another run kept changing the target while this one waited; a later delivery
+// plans again.
+var ErrBusyTarget = errors.New("another run is changing this target")
+
+// change makes one planned step through the outbox: the intent recorded first (no write
+// without it), the write, then the commit on evidence (a 2xx, or a fresh read after an
+// ambiguous answer), so the change is announced once whatever fails.
+func (s *session) change(ctx context.Context, p policy.Policy, st step, di *domainInfo, pr PolicyResult) (PolicyResult, error) {
+	for attempt := 0; attempt < 3; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return failed(pr, err)
+		}
+		in := outbox.Intent{Target: p.Target(), Outcome: st.outcome, Previous: st.current}
+		if st.outcome != Deleted {
+			c := p.Config()
+			in.Desired = &c
+		}
+		got, ans, err := s.e.box.Begin(ctx, in, s.holder)
+		if err != nil {
+			return failed(pr, err) // no intent, no write: retried
+		}
+		switch ans {
+		case outbox.Mine:
+			pr, err, again := s.write(ctx, got, p, st, di, pr)
+			if !again {
+				return pr, err
+			}
+		case outbox.Lapsed:
+			ch, keys, err := s.e.box.Settle(ctx, got, s.holder, s.settler)
+			if err != nil {
+				return failed(pr, err)
+			}
+			if ch != nil {
+				s.add(keys, note{id: ch.ID, event: ch.Notice})
+			}
+		default: // Joined or Busy: another live run is writing this target
+			wctx, cancel := context.WithTimeout(ctx, joinWait)
+			ch, err := s.e.box.Wait(wctx, got)
+			cancel()
+			if err != nil {
+				return failed(pr, fmt.Errorf("%s: %w (%w)", p.Target(), ErrBusyTarget, err))
+			}
+			if ans == outbox.Joined && ch != nil {
+				pr.Outcome, pr.Previous = ch.Outcome, ch.Previous
+				pr.Reason = "a concurrent run made this same change; it is announced once, under its id"
+				s.add(nil, note{id: ch.ID, joined: true})
+				return pr, nil
+			}
+		}
+		// Plan again from a fresh read.
+		if err := s.loadConfigs(ctx, p.DomainName, di, true); err != nil {
+			return failed(pr, err)
+		}
+		st = plan(p, di)
+		pr.Previous = st.current
+		if st.outcome == Unchanged {
+			pr.Outcome = Unchanged
+			return pr, nil
+		}
+	}
+	return failed(pr, fmt.Errorf("%s: %w", p.Target(), ErrBusyTarget))
+}
+
+// write sends the write of an intent the run holds and settles it: committed on a 2xx or when
+// a fresh read shows the change in place, abandoned when the API refused it or a fresh read
+// shows it absent. again asks the caller to plan once more (the API's state was not what the
+// plan read).
+func (s *session) write(ctx context.Context, in outbox.Intent, p policy.Policy, st step, di *domainInfo, pr PolicyResult) (_ PolicyResult, _ error, again bool) {
+	s.hold(in)
+	defer s.drop(in)
+	s.calls++
+	var err error
+	switch st.outcome {
+	case Created:
+		err = s.e.api.AddPackageConfig(ctx, packageConfig(p))
+	case Updated:
+		err = s.e.api.UpdatePackageConfig(ctx, packageConfig(p))
+	default:
+		err = s.e.api.DeletePackageConfig(ctx, p.DomainName, p.AppName, p.StreamName)
+	}
+	if err == nil {
+		pr.Outcome = st.outcome
+		return s.commit(ctx, in, di, pr), nil, false
+	}
+	stale := errors.Is(err, liveapi.ErrConfigExists) || (st.outcome != Created && errors.Is(err, liveapi.ErrNotFound))
+	if !stale && !ambiguous(err) {
+		// The API refused the write: nothing changed, nothing to announce.
+		s.abandon(ctx, in)
+		pr, err := failed(pr, err)
+		return pr, err, false
+	}
+	// An ambiguous answer (the write may have landed), or a state that changed under the plan
+	// (possibly this very write, retried in place after a lost answer): a fresh read decides.
+	sctx, cancel := settleContext(ctx)
+	defer cancel()
+	inPlace, rerr := s.inPlace(sctx, in, di)
+	switch {
+	case rerr != nil:
+		// Undecided: the intent lapses at once and the next relay or writer settles it.
+		if e := s.e.box.Release(sctx, in); e != nil {
+			s.log.Warn("releasing an undecided intent failed; it lapses with its lease", "change", in.ID, "err", e)
+		}
+		pr, err := failed(pr, err)
+		return pr, err, false
+	case inPlace && stale:
+		// The API had the config before this write: another run's committed change explains
+		// it (the run that won a race), unless none does (this write's own first attempt
+		// landed and the client's retry met it).
+		if ch, err := s.e.box.Last(sctx, in.Target); err == nil && ch != nil && ch.ID != in.ID && in.Same(outbox.Intent{Desired: ch.Config}) &&
+			ch.CommittedAt.After(in.CreatedAt.Add(-time.Minute)) {
+			s.abandon(sctx, in)
+			pr.Outcome, pr.Previous = ch.Outcome, ch.Previous
+			pr.Reason = "a concurrent run made this same change; it is announced once, under its id"
+			s.add(nil, note{id: ch.ID, joined: true})
+			return pr, nil, false
+		}
+		fallthrough
+	case inPlace:
+		pr.Outcome = st.outcome
+		pr.Reason = "the API showed this config in place after an ambiguous answer to the write"
+		return s.commit(sctx, in, di, pr), nil, false
+	}
+	s.abandon(sctx, in)
+	if stale {
+		return pr, nil, true
+	}
+	pr, err = failed(pr, err)
+	return pr, err, false
+}
+
+// ambiguous reports a failed write that may have taken effect: no answer, or a server-side
+// failure. A throttle, the quota or a refusal with a 4xx code means it did not.
+func ambiguous(err error) bool {
+	if errors.Is(err, quota.ErrExhausted) || liveapi.IsThrottled(err) {
+		return false
+	}
+	var ae *liveapi.Error
+	if errors.As(err, &ae) {
+		return ae.Code == liveapi.CodeNetwork || ae.Status >= 500 || ae.Status == 0
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || classify.Of(err) == classify.Retry
+}
+
+func (s *session) abandon(ctx context.Context, in outbox.Intent) {
+	if err := s.e.box.Abandon(ctx, in); err != nil {
+		s.log.Warn("clearing an abandoned intent failed; the next relay settles it", "change", in.ID, "err", err)
+	}
+}
+
+// commit records a change in place and owes its notice. A store failure leaves the intent to
+// lapse: the next relay settles it from a fresh read and announces it then.
+func (s *session) commit(ctx context.Context, in outbox.Intent, di *domainInfo, pr PolicyResult) PolicyResult {
+	n, restart, err := s.notice(ctx, in, di)
+	if err != nil {
+		s.log.Error("building a notice failed; the relay settles the change", "change", in.ID, "err", err)
+		s.add(nil, note{id: in.ID, pending: "not yet recorded: " + err.Error()})
+		return pr
+	}
+	sctx, cancel := settleContext(ctx)
+	defer cancel()
+	ch, keys, err := s.e.box.Commit(sctx, in, n, restart)
+	if err != nil {
+		s.log.Warn("recording a commit failed; the relay settles the change from a fresh read", "change", in.ID, "err", err)
+		if e := s.e.box.Release(sctx, in); e != nil {
+			s.log.Warn("releasing the intent failed; it lapses with its lease", "change", in.ID, "err", e)
+		}
+		s.add(keys, note{id: in.ID, pending: "the relay announces it: " + err.Error()})
+		return pr
+	}
+	s.add(keys, note{id: ch.ID, event: ch.Notice})
+	return pr
+}
+
+func (s *session) add(keys []string, n note) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.owed = append(s.owed, keys...)
+	s.notes = append(s.notes, n)
+}
+
+func (s *session) hold(in outbox.Intent) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.intents[in.ID] = in
+}
+
+func (s *session) drop(in outbox.Intent) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.intents, in.ID)
+}
+
+// renewIntents extends the leases of the intents whose writes are in flight.
+func (s *session) renewIntents(ctx context.Context) {
+	s.mu.Lock()
+	ins := make([]outbox.Intent, 0, len(s.intents))
+	for _, in := range s.intents {
+		ins = append(ins, in)
+	}
+	s.mu.Unlock()
+	for _, in := range ins {
+		if err := s.e.box.Renew(ctx, in); err != nil {
+			s.log.Warn("renewing an intent failed", "change", in.ID, "err", err)
+		}
+	}
+}
+
 
 func driftWord(outcome string) string {
 	switch outcome {
@@ -396,183 +598,105 @@ func driftWord(outcome string) string {
 	}
 }
 
-func (s *session) write(ctx context.Context, st step) error {
-	s.calls++
-	p := st.p
-	switch st.outcome {
-	case Created:
-		return s.e.api.AddPackageConfig(ctx, packageConfig(p))
-	case Updated:
-		return s.e.api.UpdatePackageConfig(ctx, packageConfig(p))
-	default:
-		return s.e.api.DeletePackageConfig(ctx, p.DomainName, p.AppName, p.StreamName)
-	}
-}
 
-// change builds the notice for a step.
-func (s *session) change(ctx context.Context, st step, di *domainInfo) (notify.Notice, error) {
+// notice builds the notice of an intent's change from what the API shows now: the domain's
+// scope and the online streams that must restart ingest.
+func (s *session) notice(ctx context.Context, in outbox.Intent, di *domainInfo) (notify.Notice, []notify.Stream, error) {
 	if !di.detailed {
 		s.calls++
-		if d, err := s.e.api.DescribeDomain(ctx, st.p.DomainName); err == nil {
+		if d, err := s.e.api.DescribeDomain(ctx, in.Target.DomainName); err == nil {
 			di.d.Scope = d.Scope
 		} else {
-			s.log.Warn("reading the domain's scope failed", "domain", st.p.DomainName, "err", err)
+			s.log.Warn("reading the domain's scope failed", "domain", in.Target.DomainName, "err", err)
 		}
 		di.detailed = true
 	}
-	ch := notify.Change{Target: st.p.Target(), Outcome: st.outcome, Previous: st.current,
+	ch := notify.Change{ID: in.ID, Target: in.Target, Outcome: in.Outcome, Config: in.Desired, Previous: in.Previous,
 		At: s.e.now().UTC(), Scope: di.d.Scope}
-	if st.outcome != Deleted {
-		c := st.p.Config()
-		ch.Config = &c
-	}
-	for _, o := range s.onlineStreams(ctx, st.p.DomainName, di) {
+	for _, o := range s.onlineStreams(ctx, in.Target.DomainName, di) {
 		ch.Online = append(ch.Online, notify.Stream{AppName: o.AppName, StreamName: o.StreamName, PublishURL: o.PublishURL})
 	}
-	return notify.Build(ch)
+	n, err := notify.Build(ch)
+	if err != nil {
+		return notify.Notice{}, nil, err
+	}
+	return n, notify.Restart(ch), nil
 }
 
-// recordPlanned writes the notice a step will owe into the key's record before the write, so
-// that a run that crashes right after the write still has its notice delivered by the retry.
-//
-// The error is non-nil only when the lease was lost (idempotency.ErrFenced): the run must not
-// write the API any further.
-func (s *session) recordPlanned(ctx context.Context, st step, di *domainInfo) (idempotency.PendingNotice, bool, error) {
-	if err := s.lease.lost(); err != nil {
-		return idempotency.PendingNotice{}, false, err
+// inPlace reads the target's domain afresh and reports whether the intent's end state is what
+// the API shows.
+func (s *session) inPlace(ctx context.Context, in outbox.Intent, di *domainInfo) (bool, error) {
+	if err := s.loadConfigs(ctx, in.Target.DomainName, di, true); err != nil {
+		return false, err
 	}
-	n, err := s.change(ctx, st, di)
-	if err != nil {
-		s.log.Error("building a notice failed", "target", st.p.Target().String(), "err", err)
-		return idempotency.PendingNotice{}, false, nil
+	c, exists := di.configs[[2]string{in.Target.AppName, in.Target.StreamName}]
+	if in.Desired == nil {
+		return !exists, nil
 	}
-	pn := idempotency.PendingNotice{ID: n.ID, Event: n.JSON, Sinks: s.e.sinkNames()}
-	if err := s.e.store.Plan(ctx, s.key, s.token, pn); err != nil {
-		if errors.Is(err, idempotency.ErrFenced) {
-			s.lease.cancel(err)
-			return idempotency.PendingNotice{}, false, err
+	return exists && configOf(c) == *in.Desired, nil
+}
+
+// settler decides an intent another run left open (outbox.Settler): a fresh read of its
+// domain, and the notice built from it when the change is in place.
+func (s *session) settler(ctx context.Context, in outbox.Intent) (bool, notify.Notice, []notify.Stream, error) {
+	di, ok := s.domains[in.Target.DomainName]
+	if !ok {
+		di = &domainInfo{d: liveapi.Domain{DomainName: in.Target.DomainName}}
+		s.domains[in.Target.DomainName] = di
+	}
+	inPlace, err := s.inPlace(ctx, in, di)
+	if err != nil || !inPlace {
+		if err != nil && isDomainNotFound(err) {
+			return false, notify.Notice{}, nil, nil // the domain is gone: so is the change
 		}
-		s.log.Warn("recording a planned notice failed", "err", err)
+		return false, notify.Notice{}, nil, err
 	}
-	return pn, true, nil
+	n, restart, err := s.notice(ctx, in, di)
+	return err == nil, n, restart, err
 }
 
-// applied records that a step's write succeeded: its notice is owed.
-func (s *session) applied(ctx context.Context, st step, di *domainInfo) {
-	n, err := s.change(ctx, st, di)
-	if err != nil {
-		s.log.Error("building a notice failed", "target", st.p.Target().String(), "err", err)
-		return
+// deliver sends the notices of the changes this run committed, and reports every notice the
+// run made or joined, in order: where each went, or the notice itself when no sink is set.
+func (s *session) deliver(ctx context.Context) []NoticeResult {
+	s.mu.Lock()
+	owed, notes := s.owed, s.notes
+	s.owed, s.notes = nil, nil
+	s.mu.Unlock()
+	if len(notes) == 0 {
+		return nil
 	}
-	s.notices = append(s.notices, idempotency.PendingNotice{ID: n.ID, Event: n.JSON, Sinks: s.e.sinkNames()})
-}
-
-// owed returns the notices to deliver: this run's, plus those a crashed run planned whose
-// change is now in place (its write happened before the crash). Ids are deterministic per
-// change, so a change redone by this run is not notified twice.
-func (s *session) owed() []idempotency.PendingNotice {
-	var out []idempotency.PendingNotice
+	states := s.e.box.Deliver(ctx, owed, s.holder)
+	out := make([]NoticeResult, 0, len(notes))
 	seen := map[string]bool{}
-	for _, n := range s.notices {
-		if !seen[n.ID] {
-			seen[n.ID] = true
-			out = append(out, n)
-		}
-	}
-	for _, pn := range s.planned {
-		if seen[pn.ID] {
+	for _, n := range notes {
+		if seen[n.id] {
 			continue
 		}
-		if s.inPlace(pn) {
-			seen[pn.ID] = true
-			out = append(out, pn)
-		} else {
-			s.log.Info("a planned notice of a crashed run is not owed: its change is not in place", "notice", pn.ID)
-		}
-	}
-	return out
-}
-
-// settleUncertain reads again the configs of the domains with ambiguous writes and owes the
-// notice of each write whose change is in place. A domain that cannot be read keeps its
-// notices owed: an announcement of a change that may not have happened is better than a change
-// never announced.
-func (s *session) settleUncertain(ctx context.Context) {
-	if len(s.uncertain) == 0 {
-		return
-	}
-	read := map[string]bool{}
-	for _, pn := range s.uncertain {
-		d := noticeDomain(pn)
-		if d == "" || read[d] {
-			continue
-		}
-		read[d] = true
-		if di, ok := s.domains[d]; ok {
-			if err := s.loadConfigs(ctx, d, di, true); err != nil {
-				s.log.Warn("checking ambiguous writes failed; their notices stay owed", "domain", d, "err", err)
-				di.configs = nil
+		seen[n.id] = true
+		nr := NoticeResult{ID: n.id, Sinks: map[string]string{}}
+		switch {
+		case n.pending != "":
+			for _, sink := range s.e.sinks {
+				nr.Sinks[sink] = outbox.Pending + ": " + n.pending
+			}
+		case n.joined:
+			nr.Sinks = s.e.box.States(ctx, []string{n.id}, s.e.sinks)[n.id]
+		default:
+			for sink, st := range states[n.id] {
+				nr.Sinks[sink] = st
 			}
 		}
-	}
-	for _, pn := range s.uncertain {
-		di := s.domains[noticeDomain(pn)]
-		if di == nil || di.configs == nil || s.inPlace(pn) {
-			s.notices = append(s.notices, pn)
+		if nr.Sinks == nil {
+			nr.Sinks = map[string]string{}
 		}
-	}
-	s.uncertain = nil
-}
-
-func noticeDomain(pn idempotency.PendingNotice) string {
-	var ev struct {
-		Data struct{ DomainName string } `json:"data"`
-	}
-	_ = json.Unmarshal(pn.Event, &ev)
-	return ev.Data.DomainName
-}
-
-// carried returns the notices a failed run hands to the retry: those of ambiguous writes and
-// those a crashed run planned that this run neither delivered nor found in place.
-func (s *session) carried(owed []idempotency.PendingNotice) []idempotency.PendingNotice {
-	seen := map[string]bool{}
-	for _, n := range owed {
-		seen[n.ID] = true
-	}
-	var out []idempotency.PendingNotice
-	for _, pn := range append(append([]idempotency.PendingNotice{}, s.uncertain...), s.planned...) {
-		if !seen[pn.ID] {
-			seen[pn.ID] = true
-			out = append(out, pn)
+		if len(s.e.sinks) == 0 {
+			nr.Event = n.event
 		}
+		out = append(out, nr)
 	}
 	return out
 }
 
-// inPlace reports whether the API now shows the change a planned notice describes. Only
-// domains this run read are checked; the others are not known to have changed.
-func (s *session) inPlace(pn idempotency.PendingNotice) bool {
-	var ev struct {
-		Data struct {
-			DomainName, AppName, StreamName string
-			Outcome                         string         `json:"outcome"`
-			Config                          *policy.Config `json:"config"`
-		} `json:"data"`
-	}
-	if json.Unmarshal(pn.Event, &ev) != nil {
-		return false
-	}
-	d := ev.Data
-	di, ok := s.domains[d.DomainName]
-	if !ok || di.configs == nil {
-		return false
-	}
-	c, exists := di.configs[[2]string{d.AppName, d.StreamName}]
-	if d.Outcome == Deleted {
-		return !exists
-	}
-	return exists && d.Config != nil && configOf(c) == *d.Config
-}
 
 // retryable reports whether a later delivery of the same event may succeed (classify.Retry).
 func retryable(err error) bool { return classify.Of(err) == classify.Retry }

@@ -22,6 +22,9 @@ const (
 	ActionSkip = "skip"
 	// ActionFail: apply would fail, e.g. on an unknown domain; Reason says why.
 	ActionFail = "fail"
+	// ActionInvalid: apply would refuse the policy before any write (a DomainName pattern, a
+	// `*` Delete that would remove configs the document keeps); Reason says why.
+	ActionInvalid = "invalid"
 )
 
 // PlanRow is what applying one policy, or pruning one config, would do.
@@ -65,8 +68,23 @@ func (p PlanResult) Changes() int {
 // those domains that no policy names is planned for deletion.
 func Plan(ctx context.Context, api liveapi.API, policies []policy.Policy, prune bool) (PlanResult, error) {
 	discard := slog.New(slog.DiscardHandler)
-	s := &session{e: &Engine{api: api, now: time.Now, log: discard}, domains: map[string]*domainInfo{}, log: discard}
+	s := newSession(&Engine{api: api, now: time.Now, log: discard}, "", discard)
 	res := PlanResult{Rows: []PlanRow{}}
+	// The guard apply runs first: a document apply would refuse is planned as refused.
+	refused, err := s.wildcardDeletes(ctx, policies)
+	if err != nil {
+		return res, fmt.Errorf("plan: %w", err)
+	}
+	for _, pr := range refused {
+		row := PlanRow{DomainName: pr.DomainName, AppName: pr.AppName, StreamName: pr.StreamName, Action: ActionSkip, Reason: pr.Reason}
+		if pr.Outcome == Invalid {
+			row.Action = ActionInvalid
+		}
+		res.Rows = append(res.Rows, row)
+	}
+	if refused != nil {
+		return res, nil
+	}
 	named := map[policy.Target]bool{}
 	var order []string
 	for _, p := range policies {
@@ -87,6 +105,8 @@ func Plan(ctx context.Context, api liveapi.API, policies []policy.Policy, prune 
 			row.Action = ActionNoChange
 		case pr.Outcome == Skipped:
 			row.Action = ActionSkip
+		case pr.Outcome == Invalid:
+			row.Action = ActionInvalid
 		default:
 			row.Action = ActionFail
 		}

@@ -13,7 +13,8 @@ import (
 	"time"
 
 	"github.com/livepack/livepack/shared/classify"
-	"github.com/livepack/livepack/shared/idempotency"
+	"github.com/livepack/livepack/shared/cursor"
+	"github.com/livepack/livepack/shared/eventkey"
 	"github.com/livepack/livepack/shared/liveapi"
 	"github.com/livepack/livepack/shared/notify"
 	"github.com/livepack/livepack/shared/policy"
@@ -116,8 +117,10 @@ func (e *Engine) Reconcile(ctx context.Context, trigger, key, mode string, polic
 	// The mode is part of the record's key: a report and an enforce schedule of the same minute
 	// are two runs, not one key reused with another payload.
 	return e.run(ctx, trigger, key, trigger+":"+mode+":"+key, hash, func(ctx context.Context, s *session) (Result, error) {
+		// One cursor per policy set and mode: a report and an enforce schedule each make their own
+		// passes, and never find each other's cursor busy.
 		r := &reconciler{e: e, s: s, trigger: trigger, key: key, mode: mode, policies: policies, stats: stats,
-			name: "reconcile:" + hashStrings("policies", string(hb))[:16], marks: map[string]string{}}
+			name: "reconcile:" + mode + ":" + hashStrings("policies", string(hb))[:16], marks: map[string]string{}}
 		return r.reconcile(ctx)
 	})
 }
@@ -131,7 +134,7 @@ type reconciler struct {
 	mode     string
 	policies []policy.Policy
 	name     string
-	cur      idempotency.Cursors
+	cur      *cursor.Cursors
 	stats    *liveapi.Stats
 	st       cursorState
 	sum      *ReconcileSummary
@@ -152,16 +155,16 @@ func (r *reconciler) reconcile(ctx context.Context) (Result, error) {
 	r.res = &Result{Trigger: r.trigger, Key: r.key, Results: []PolicyResult{}}
 	r.sum = &ReconcileSummary{Mode: r.mode, Outcomes: map[string]int{}}
 	r.res.Reconcile = r.sum
-	cur, ok := r.e.store.(idempotency.Cursors)
-	if !ok {
-		return *r.res, fmt.Errorf("apply: reconcile: the state store %T keeps no cursor", r.e.store)
-	}
-	r.cur = cur
-	raw, err := cur.ClaimCursor(ctx, r.name, r.s.key, r.lease(ctx))
-	if errors.Is(err, idempotency.ErrCursorHeld) {
+	r.cur = r.e.cursors
+	raw, err := r.cur.Claim(ctx, r.name, r.s.holder, r.lease(ctx))
+	if errors.Is(err, cursor.ErrHeld) {
 		r.sum.Busy = true
 		r.sum.Note = "another reconcile of these policies is running (" + err.Error() + "); this run stops"
 		r.s.log.Warn("reconcile already running; this run stops", "cursor", r.name, "err", err)
+		if r.mode == Enforce {
+			// Repairs must not wait for the next schedule: the platform delivers this run again.
+			return *r.res, fmt.Errorf("%w: %w", ErrRetryLater, err)
+		}
 		return *r.res, nil
 	}
 	if err != nil {
@@ -208,7 +211,7 @@ func (r *reconciler) newPass(ctx context.Context) error {
 	if prev.Done {
 		r.st.Last = &lastPass{Pass: prev.Pass, CompletedAt: prev.CompletedAt, Domains: prev.Total, Drift: prev.Drift, Digest: prev.Digest}
 	}
-	if err := r.cur.DropCursorPages(ctx, r.name); err != nil {
+	if err := r.cur.DropPages(ctx, r.name); err != nil {
 		return fmt.Errorf("apply: reconcile: new pass: %w", err)
 	}
 	r.s.log.Info("reconcile starts a pass", "cursor", r.name, "pass", r.st.Pass)
@@ -233,11 +236,11 @@ func (r *reconciler) walk(ctx context.Context) (stop string, err error) {
 		}
 	}
 	for r.st.Page < r.st.Pages {
-		items, err := r.cur.CursorPage(ctx, r.name, r.st.Page)
+		items, err := r.cur.Page(ctx, r.name, r.st.Page)
 		if err != nil {
 			return "store", fmt.Errorf("apply: reconcile: %w", err)
 		}
-		marks, err := r.cur.CursorMarks(ctx, r.name, items)
+		marks, err := r.cur.Marks(ctx, r.name, items)
 		if err != nil {
 			return "store", fmt.Errorf("apply: reconcile: %w", err)
 		}
@@ -276,7 +279,7 @@ func (r *reconciler) listPage(ctx context.Context) (string, error) {
 		names = append(names, d.DomainName)
 	}
 	if len(names) > 0 {
-		if err := r.cur.PutCursorPage(ctx, r.name, r.st.Pages, names); err != nil {
+		if err := r.cur.PutPage(ctx, r.name, r.st.Pages, names); err != nil {
 			return "store", fmt.Errorf("apply: reconcile: %w", err)
 		}
 		r.st.Pages++
@@ -318,13 +321,7 @@ func (r *reconciler) check(ctx context.Context, name string, marks map[string]st
 	s := r.s
 	di := &domainInfo{d: liveapi.Domain{DomainName: name, LiveDomainType: playDomain, DomainStatus: "online"}}
 	s.domains[name] = di
-	defer func() {
-		// A crashed run's planned notices are matched against the configs read: keep them
-		// only then, so memory does not grow with the account.
-		if len(s.planned) == 0 {
-			delete(s.domains, name)
-		}
-	}()
+	defer delete(s.domains, name) // memory does not grow with the account
 	var drift []notify.Drift
 	if len(ps) > 0 {
 		if err := s.loadConfigs(ctx, name, di, false); err != nil {
@@ -353,29 +350,25 @@ func (r *reconciler) check(ctx context.Context, name string, marks map[string]st
 			r.noteDrift(name, nil, marks)
 			return "", nil
 		}
-		report := r.mode == Report
-		for _, p := range ps {
-			pr, err := s.applyOne(ctx, p, report)
-			if err != nil && (halts(err) || classify.Of(err) == classify.Misconfig || errors.Is(err, idempotency.ErrFenced)) {
-				// Stop before counting the domain: the next run checks it again.
-				r.sum.Note = joinNote(r.sum.Note, "stopped at "+name+": "+reasonFor(err))
-				if halts(err) {
-					return "quota", nil
-				}
-				if r.mode == Enforce && len(s.notices) > 0 {
-					r.flushNotices(ctx)
-				}
-				return "failed", notDone([]error{err})
+		prs, err := s.applyPolicies(ctx, ps, r.mode == Report)
+		if err != nil && (halts(err) || classify.Of(err) == classify.Misconfig || errors.Is(err, eventkey.ErrFenced)) {
+			// Stop before counting the domain: the next run checks it again. What this domain's
+			// writes committed is in the outbox and announced either way.
+			r.sum.Note = joinNote(r.sum.Note, "stopped at "+name+": "+reasonFor(err))
+			r.flush(ctx)
+			if halts(err) {
+				return "quota", nil
 			}
+			return "failed", err
+		}
+		for _, pr := range prs {
 			r.record(pr)
 			if pr.Drift != "" {
 				drift = append(drift, notify.Drift{Target: policy.Target{DomainName: pr.DomainName, AppName: pr.AppName, StreamName: pr.StreamName},
 					Change: pr.Drift, Current: pr.Previous, Desired: pr.Config})
 			}
 		}
-		if r.mode == Enforce && len(s.notices) > 0 {
-			r.flushNotices(ctx)
-		}
+		r.flush(ctx)
 	}
 	r.countChecked()
 	r.noteDrift(name, drift, marks)
@@ -464,27 +457,15 @@ func xorDigest(acc, d string) string {
 	return hex.EncodeToString(a[:])
 }
 
-// flushNotices delivers the notices of the domain just enforced, so a pass of many changes
-// keeps one small record per domain instead of one record rewritten with every notice so far.
-func (r *reconciler) flushNotices(ctx context.Context) {
-	s := r.s
-	owed := s.notices
-	sctx, cancel := settleContext(ctx)
-	defer cancel()
-	nkey := "notices:" + s.key + ":" + owed[0].ID
-	token, _, err := r.e.store.Acquire(sctx, nkey, s.hash, idempotency.LeaseUntil(r.e.now()))
-	if err != nil {
-		s.log.Warn("keeping a domain's notices apart failed; they stay with the run", "err", err)
-		return
-	}
-	s.notices = nil
-	rec := idempotency.Record{Key: nkey, Status: idempotency.Applied, PayloadHash: s.hash, Token: token,
-		LeaseUntil: idempotency.LeaseUntil(r.e.now()), Pending: owed}
-	if err := r.e.store.Put(sctx, rec); err != nil {
-		s.log.Error("keeping pending notices failed", "err", err)
-	}
-	for _, nr := range r.e.deliver(ctx, &rec, nil) {
+// flush delivers the notices of the domain just enforced as the pass goes, so operators hear
+// of each change within seconds rather than at the run's end; the result lists them (up to
+// ListCap) and the summary counts them all.
+func (r *reconciler) flush(ctx context.Context) {
+	for _, nr := range r.s.deliver(ctx) {
 		r.sum.countNotice(nr)
+		if len(r.res.Notices) < ListCap {
+			r.res.Notices = append(r.res.Notices, nr)
+		}
 	}
 }
 
@@ -515,7 +496,7 @@ func (r *reconciler) save(ctx context.Context, release bool) error {
 	}
 	sctx, cancel := settleContext(ctx)
 	defer cancel()
-	if err := r.cur.SaveCursor(sctx, r.name, r.s.key, b, lease); err != nil {
+	if err := r.cur.Save(sctx, r.name, r.s.holder, b, lease); err != nil {
 		return fmt.Errorf("apply: reconcile cursor: %w", err)
 	}
 	r.saved, r.unsaved = r.e.now(), 0
@@ -536,7 +517,7 @@ func (r *reconciler) finish(ctx context.Context, stop string) {
 	if stop == "" {
 		r.st.Done, r.st.CompletedAt = true, r.e.now().UTC()
 	}
-	if err := r.cur.SetCursorMarks(sctx, r.name, r.marks); err != nil {
+	if err := r.cur.SetMarks(sctx, r.name, r.marks); err != nil {
 		r.s.log.Error("recording drift marks failed", "cursor", r.name, "err", err)
 	}
 	if r.mode == Report && (len(r.marks) > 0 || r.st.Done) {
@@ -592,7 +573,14 @@ func (r *reconciler) notice() {
 		r.s.log.Error("building the reconcile notice failed", "err", err)
 		return
 	}
-	r.s.notices = append(r.s.notices, idempotency.PendingNotice{ID: n.ID, Event: n.JSON, Sinks: r.e.sinkNames()})
+	sctx, cancel := settleContext(context.Background())
+	defer cancel()
+	keys, err := r.e.box.Enqueue(sctx, n, "reconcile")
+	if err != nil {
+		r.s.log.Error("queueing the reconcile notice failed", "err", err)
+	}
+	r.s.add(keys, note{id: n.ID, event: n.JSON})
+	r.flush(sctx)
 }
 
 func joinNote(a, b string) string {

@@ -12,7 +12,7 @@ import (
 
 	"github.com/livepack/livepack/shared/apply"
 	"github.com/livepack/livepack/shared/emulator"
-	"github.com/livepack/livepack/shared/idempotency"
+	"github.com/livepack/livepack/shared/store"
 	"github.com/livepack/livepack/shared/liveapi"
 )
 
@@ -98,7 +98,7 @@ func (a *passAPI) OnlineStreams(ctx context.Context, domain string) ([]liveapi.S
 }
 
 // passEnv is an account of n play domains d00…, reconciled with one catch-all policy.
-func passEnv(t *testing.T, n int, store idempotency.Store) (*env, *passAPI, *clock) {
+func passEnv(t *testing.T, n int, store store.Store) (*env, *passAPI, *clock) {
 	t.Helper()
 	seed := emulator.Seed{}
 	for i := range n {

@@ -34,6 +34,17 @@ type Result struct {
 	Note string `json:"note,omitempty"`
 	// Reconcile summarizes a scheduled reconcile.
 	Reconcile *ReconcileSummary `json:"reconcile,omitempty"`
+	// Backlog is what the relay saw of the outbox after this invocation: owed deliveries
+	// store-wide and the oldest of them (the metrics' and alarms' source).
+	Backlog *Backlog `json:"backlog,omitempty"`
+}
+
+// Backlog counts the deliveries the outbox still owes, store-wide.
+type Backlog struct {
+	// Owed counts owed (notice, sink) deliveries, at most 1,000 counted.
+	Owed int `json:"owed"`
+	// OldestOwedAt is when the oldest owed delivery became owed.
+	OldestOwedAt *time.Time `json:"oldestOwedAt,omitempty"`
 }
 
 // ReconcileSummary says where a scheduled reconcile's pass stands and what this run found.
@@ -111,10 +122,14 @@ type PolicyResult struct {
 	Drift string `json:"drift,omitempty"`
 }
 
-// NoticeResult says where one notice went: sink name → "delivered", "pending" or "failed: …".
+// NoticeResult says where one notice went: sink name → "delivered", "pending: why" or
+// "failed: why".
 type NoticeResult struct {
 	ID    string            `json:"id"`
 	Sinks map[string]string `json:"sinks"`
+	// Relayed marks a notice of another run (one that crashed, or whose sink was down) that
+	// this invocation's relay delivered or tried.
+	Relayed bool `json:"relayed,omitempty"`
 	// Event is the notice itself, carried in the result when no sink is configured so that
 	// it is never lost.
 	Event json.RawMessage `json:"event,omitempty"`

@@ -21,7 +21,7 @@ import (
 
 	"github.com/livepack/livepack/shared/apply"
 	"github.com/livepack/livepack/shared/emulator"
-	"github.com/livepack/livepack/shared/idempotency"
+	"github.com/livepack/livepack/shared/store/memstore"
 	"github.com/livepack/livepack/shared/liveapi"
 	"github.com/livepack/livepack/shared/notify"
 	"github.com/livepack/livepack/shared/quota"
@@ -102,7 +102,7 @@ func TestReconcileScaleChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	defaults, _ := parse(t, scaleDefaults())
-	eng := apply.New(apply.Options{API: api, Store: idempotency.NewMemory(), Sinks: sinks, Defaults: defaults})
+	eng := apply.New(apply.Options{API: api, Store: memstore.New(nil), Sinks: sinks, Defaults: defaults})
 	if mode == "idle" {
 		fmt.Printf("SCALE {}\n") // the anchor: the same process, without the pass
 		return

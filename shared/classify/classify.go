@@ -7,8 +7,6 @@ package classify
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -18,7 +16,10 @@ import (
 	"github.com/gomodule/redigo/redis"
 	bolterrors "go.etcd.io/bbolt/errors"
 
-	"github.com/livepack/livepack/shared/idempotency"
+	"github.com/livepack/livepack/shared/cursor"
+	"github.com/livepack/livepack/shared/eventkey"
+	"github.com/livepack/livepack/shared/outbox"
+	"github.com/livepack/livepack/shared/store"
 	"github.com/livepack/livepack/shared/intake"
 	"github.com/livepack/livepack/shared/liveapi"
 	"github.com/livepack/livepack/shared/notify"
@@ -169,16 +170,14 @@ var Table = []Row{
 
 	{"marked poison (an event that cannot be decoded)", Poison, is(ErrPoison)},
 	{"undecodable event (no envelope livepack knows)", Poison, is(intake.ErrUnrecognized)},
-	{"undecodable event (JSON syntax)", Poison, func(err error) bool { var e *json.SyntaxError; return errors.As(err, &e) }},
-	{"undecodable event (JSON types)", Poison, func(err error) bool { var e *json.UnmarshalTypeError; return errors.As(err, &e) }},
-	{"undecodable event (base64 body)", Poison, func(err error) bool { var e base64.CorruptInputError; return errors.As(err, &e) }},
-	{"key reused with a different payload", Poison, is(idempotency.ErrPayloadMismatch)},
+	{"key reused with a different payload", Poison, is(eventkey.ErrPayloadMismatch)},
 
 	{"domain not ready (configuring, or too new to be visible)", Retry, is(ErrDomainNotReady)},
 	{"API: domain still configuring (InvalidDomain.Configuring)", Retry, apiCode("InvalidDomain.Configuring")},
 	{"quota exhausted before the deadline", Retry, is(quota.ErrExhausted)},
-	{"store: key in progress elsewhere", Retry, is(idempotency.ErrInProgress)},
-	{"store: lease taken over by another run (fenced)", Retry, is(idempotency.ErrFenced)},
+	{"store: key in progress elsewhere", Retry, is(eventkey.ErrInProgress)},
+	{"store: lease taken over by another run (fenced)", Retry, is(eventkey.ErrFenced, outbox.ErrLost, cursor.ErrLost)},
+	{"store: a write raced by too many others", Retry, is(store.ErrConflict)},
 	{"API: throttled (Throttling, Throttling.User, Throttling.Api)", Retry, apiCode("Throttling", "Throttling.")},
 	{"API: temporary server failure (ServiceUnavailable, InternalError, InternalErr, DomainConfigFailed, SignatureNonceUsed)",
 		Retry, apiCode("ServiceUnavailable", "InternalError", "InternalErr", "DomainConfigFailed", "SignatureNonceUsed")},

@@ -14,7 +14,7 @@ import (
 	"github.com/gomodule/redigo/redis"
 	bolterrors "go.etcd.io/bbolt/errors"
 
-	"github.com/livepack/livepack/shared/idempotency"
+	"github.com/livepack/livepack/shared/eventkey"
 	"github.com/livepack/livepack/shared/intake"
 	"github.com/livepack/livepack/shared/liveapi"
 	"github.com/livepack/livepack/shared/notify"
@@ -70,13 +70,13 @@ func TestTable(t *testing.T) {
 		{"json syntax", fmt.Errorf("intake: %w", syntax), Poison},
 		{"json types", typeErr, Poison},
 		{"base64", b64, Poison},
-		{"payload mismatch", fmt.Errorf("apply: k: %w", idempotency.ErrPayloadMismatch), Poison},
+		{"payload mismatch", fmt.Errorf("apply: k: %w", eventkey.ErrPayloadMismatch), Poison},
 
 		{"not ready", fmt.Errorf("domain x: %w", ErrDomainNotReady), Retry},
 		{"configuring", api(400, "InvalidDomain.Configuring"), Retry},
 		{"quota", fmt.Errorf("liveapi: Add: %w", quota.ErrExhausted), Retry},
-		{"in progress", idempotency.ErrInProgress, Retry},
-		{"fenced", fmt.Errorf("put: %w", idempotency.ErrFenced), Retry},
+		{"in progress", eventkey.ErrInProgress, Retry},
+		{"fenced", fmt.Errorf("put: %w", eventkey.ErrFenced), Retry},
 		{"throttling", api(400, "Throttling"), Retry},
 		{"throttling user", api(403, "Throttling.User"), Retry},
 		{"503", api(503, "ServiceUnavailable"), Retry},

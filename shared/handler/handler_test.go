@@ -19,7 +19,7 @@ import (
 	"github.com/livepack/livepack/shared/apply"
 	"github.com/livepack/livepack/shared/emulator"
 	"github.com/livepack/livepack/shared/handler"
-	"github.com/livepack/livepack/shared/idempotency"
+	"github.com/livepack/livepack/shared/store/memstore"
 	"github.com/livepack/livepack/shared/liveapi"
 	"github.com/livepack/livepack/shared/webhooksig"
 )
@@ -37,7 +37,7 @@ func newHandler(t *testing.T, logs io.Writer) *handler.Handler {
 		t.Fatal(err)
 	}
 	ver, _ := webhooksig.NewVerifier(secret)
-	return handler.New(apply.Options{API: api, Store: idempotency.NewMemory()}, ver, slog.New(slog.NewJSONHandler(logs, nil)))
+	return handler.New(apply.Options{API: api, Store: memstore.New(nil)}, ver, slog.New(slog.NewJSONHandler(logs, nil)))
 }
 
 // TestServe: `livepack serve` answers the webhook with the statuses of DESIGN §6.

@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
-	"strings"
 
 	"github.com/aliyun/credentials-go/credentials"
 
@@ -18,12 +17,11 @@ import (
 	"github.com/livepack/livepack/shared/config"
 	"github.com/livepack/livepack/shared/emulator"
 	"github.com/livepack/livepack/shared/handler"
-	"github.com/livepack/livepack/shared/idempotency"
+	"github.com/livepack/livepack/shared/store/stores"
 	"github.com/livepack/livepack/shared/liveapi"
 	"github.com/livepack/livepack/shared/metrics"
 	"github.com/livepack/livepack/shared/notify"
 	"github.com/livepack/livepack/shared/quota"
-	"github.com/livepack/livepack/shared/redisconn"
 )
 
 // Emulator key pair: the embedded emulator's and the default for a plain-HTTP endpoint.
@@ -121,25 +119,11 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) 
 	w.Endpoint = endpoint
 
 	var limiter liveapi.Limiter = quota.NewLocal(cfg.Rate, quota.WithReserve(cfg.Reserve))
-	var store idempotency.Store
-	if strings.HasPrefix(cfg.State, "redis://") || strings.HasPrefix(cfg.State, "rediss://") {
-		rdb, err := redisconn.Open(ctx, cfg.State)
-		if err != nil {
-			return nil, fmt.Errorf("host: LIVEPACK_STATE: %w", err)
-		}
-		prefix := idempotency.KeyPrefix(cfg.Namespace)
-		store = idempotency.NewRedis(rdb, prefix+"idem:")
-		// With Redis, LIVEPACK_RATE is one budget for every instance of the namespace.
-		limiter = quota.NewRedis(rdb, prefix+"quota", cfg.Rate, quota.WithReserve(cfg.Reserve))
-		w.closers = append(w.closers, func() { _ = rdb.Close() })
-	} else {
-		s, err := idempotency.Open(ctx, cfg.State, cfg.Namespace)
-		if err != nil {
-			return nil, fmt.Errorf("host: LIVEPACK_STATE: %w", err)
-		}
-		store = s
-		w.closers = append(w.closers, func() { _ = s.Close() })
+	st, err := stores.Open(ctx, cfg.State, cfg.Namespace)
+	if err != nil {
+		return nil, fmt.Errorf("host: LIVEPACK_STATE: %w", err)
 	}
+	w.closers = append(w.closers, func() { _ = st.Close() })
 	if cfg.StateWarning != "" {
 		log.Warn(cfg.StateWarning)
 	}
@@ -164,7 +148,7 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) 
 	if !cfg.KeepPublishQuery {
 		api = bareURLs{client}
 	}
-	w.Handler = handler.New(apply.Options{API: api, Store: store, Sinks: sinks, Defaults: cfg.Defaults}, cfg.WebhookSecrets, log)
+	w.Handler = handler.New(apply.Options{API: api, Store: st, Sinks: sinks, Defaults: cfg.Defaults}, cfg.WebhookSecrets, log)
 	w.Handler.CallsPerMinute = cfg.Rate
 	return w, nil
 }

@@ -33,6 +33,11 @@ type Record struct {
 	// NoticesDelivered counts the notices every sink took, NoticesPending those left for a
 	// later resend, NoticesFailed those a sink refused for good.
 	NoticesDelivered, NoticesPending, NoticesFailed int
+	// NoticesOwed counts the deliveries the outbox owes store-wide after the invocation (every
+	// run's, not only this one's), and OldestOwed how long the oldest has waited: the alarms'
+	// source, since a sink that is down shows there whichever invocation looks.
+	NoticesOwed int
+	OldestOwed  time.Duration
 	// Errors is 1 when the invocation returned an error (the platform delivers it again).
 	Errors   int
 	Duration time.Duration
@@ -41,6 +46,11 @@ type Record struct {
 // New builds the record of one invocation from its result (nil when there is none), the
 // Live API counters of its context (nil: none made) and whether it returned an error.
 func New(res *apply.Result, st *liveapi.Stats, d time.Duration, invokeErr error) Record {
+	return NewAt(time.Now(), res, st, d, invokeErr)
+}
+
+// NewAt is New on the clock reading at (tests).
+func NewAt(at time.Time, res *apply.Result, st *liveapi.Stats, d time.Duration, invokeErr error) Record {
 	r := Record{Trigger: "error", Outcomes: make(map[string]int, len(Outcomes)), Duration: d}
 	for _, o := range Outcomes {
 		r.Outcomes[o] = 0
@@ -59,6 +69,12 @@ func New(res *apply.Result, st *liveapi.Stats, d time.Duration, invokeErr error)
 	}
 	for _, p := range res.Results {
 		r.Outcomes[p.Outcome]++
+	}
+	if b := res.Backlog; b != nil {
+		r.NoticesOwed = b.Owed
+		if b.OldestOwedAt != nil {
+			r.OldestOwed = max(0, at.Sub(*b.OldestOwedAt))
+		}
 	}
 	for _, n := range res.Notices {
 		switch noticeState(n) {
@@ -83,7 +99,7 @@ func noticeState(n apply.NoticeResult) string {
 	state := "delivered"
 	for _, s := range n.Sinks {
 		switch {
-		case s == "pending":
+		case s == "pending" || strings.HasPrefix(s, "pending:"):
 			return "pending"
 		case strings.HasPrefix(s, "failed"):
 			state = "failed"
@@ -105,6 +121,8 @@ func (r Record) fields() []field {
 		field{"NoticesDelivered", "Count", float64(r.NoticesDelivered)},
 		field{"NoticesPending", "Count", float64(r.NoticesPending)},
 		field{"NoticesFailed", "Count", float64(r.NoticesFailed)},
+		field{"NoticesOwed", "Count", float64(r.NoticesOwed)},
+		field{"OldestOwedNotice", "Seconds", r.OldestOwed.Seconds()},
 		field{"Errors", "Count", float64(r.Errors)},
 		field{"Duration", "Milliseconds", float64(r.Duration.Microseconds()) / 1000},
 	)

@@ -25,6 +25,7 @@ type Prometheus struct {
 	retries     prometheus.Counter
 	notices     *prometheus.CounterVec
 	pending     prometheus.Gauge
+	oldest      prometheus.Gauge
 	duration    *prometheus.HistogramVec
 }
 
@@ -45,7 +46,9 @@ func NewPrometheus() *Prometheus {
 	p.notices = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "notices_total",
 		Help: "Notices by how the sinks took them: delivered, or failed (refused for good)."}, []string{"state"})
 	p.pending = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: Namespace, Name: "notices_pending",
-		Help: "Notices a sink could not take yet, as of the last invocation; they go out with a later one."})
+		Help: "Deliveries the outbox owes store-wide (every run's), as of the last invocation; the relay sends them."})
+	p.oldest = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: Namespace, Name: "notices_oldest_owed_seconds",
+		Help: "How long the oldest owed delivery has waited, as of the last invocation (0: none owed)."})
 	p.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Name: "invocation_duration_seconds",
 		Help: "Invocation duration.", Buckets: prometheus.ExponentialBuckets(0.005, 3, 9)}, []string{"trigger"})
 	for _, o := range Outcomes {
@@ -53,7 +56,7 @@ func NewPrometheus() *Prometheus {
 	}
 	p.notices.WithLabelValues("delivered")
 	p.notices.WithLabelValues("failed")
-	p.reg.MustRegister(p.invocations, p.outcomes, p.calls, p.throttles, p.retries, p.notices, p.pending, p.duration,
+	p.reg.MustRegister(p.invocations, p.outcomes, p.calls, p.throttles, p.retries, p.notices, p.pending, p.oldest, p.duration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return p
 }
@@ -73,7 +76,8 @@ func (p *Prometheus) Observe(r Record) {
 	p.retries.Add(float64(r.Retries))
 	p.notices.WithLabelValues("delivered").Add(float64(r.NoticesDelivered))
 	p.notices.WithLabelValues("failed").Add(float64(r.NoticesFailed))
-	p.pending.Set(float64(r.NoticesPending))
+	p.pending.Set(float64(r.NoticesOwed))
+	p.oldest.Set(r.OldestOwed.Seconds())
 	p.duration.WithLabelValues(r.Trigger).Observe(r.Duration.Seconds())
 }
 

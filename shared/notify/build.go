@@ -33,6 +33,8 @@ type Stream struct {
 // Change is one config change the engine made, with what a notice needs to tell an operator
 // what to do about it.
 type Change struct {
+	// ID names the change occurrence (its intent's id): the notice's id.
+	ID     string
 	Target policy.Target
 	// Outcome is created, updated or deleted.
 	Outcome string
@@ -61,41 +63,32 @@ type restartData struct {
 
 // Build makes the restart-ingest notice for one change (DESIGN §8). The API applies a
 // packaging config only to streams pushed after it takes effect, so the notice lists the
-// online streams to restart. Its id is the change's id: derived from the target, the previous
-// config and the new one only (DESIGN §8), never from the trigger or the time, so every path
-// that makes or observes the same change (a retry, a racing trigger, a resend of a pending
-// notice) yields the same id, and livepack's delivered-notices record and any receiver
-// deduplicate on it.
+// online streams to restart. Its id is the change occurrence's (c.ID, fixed when the change's
+// intent was recorded): every retry, settlement and relay of the change carries it, and a
+// change that recurs is a new occurrence with a new id.
 func Build(c Change) (Notice, error) {
-	id, err := ChangeID(c.Target, c.Previous, c.Config)
-	if err != nil {
-		return Notice{}, err
+	if c.ID == "" {
+		return Notice{}, fmt.Errorf("notify: change of %s has no id", c.Target)
 	}
 	at := c.At.UTC().Truncate(time.Second)
 	effective := at.Add(effectiveWithin)
+	restart := Restart(c)
+	data := restartData{DomainName: c.Target.DomainName, AppName: c.Target.AppName, StreamName: c.Target.StreamName,
+		Outcome: c.Outcome, Config: c.Config, Previous: c.Previous, EffectiveAfter: effective.Format(time.RFC3339),
+		RestartIngest: restart, Message: message(c, effective, restart)}
+	return encode(c.ID, TypeRestart, c.Target.String(), at, data)
+}
+
+// Restart returns the online streams the change's config matches: those whose ingest must
+// restart for it to apply.
+func Restart(c Change) []Stream {
 	restart := []Stream{}
 	for _, s := range c.Online {
 		if matches(c.Target.AppName, s.AppName) && matches(c.Target.StreamName, s.StreamName) {
 			restart = append(restart, s)
 		}
 	}
-	data := restartData{DomainName: c.Target.DomainName, AppName: c.Target.AppName, StreamName: c.Target.StreamName,
-		Outcome: c.Outcome, Config: c.Config, Previous: c.Previous, EffectiveAfter: effective.Format(time.RFC3339),
-		RestartIngest: restart, Message: message(c, effective, restart)}
-	return encode(id, TypeRestart, c.Target.String(), at, data)
-}
-
-// ChangeID is the id of the change of target from previous to config (nil: none).
-func ChangeID(target policy.Target, previous, config *policy.Config) (string, error) {
-	prev, err := json.Marshal(previous)
-	if err != nil {
-		return "", fmt.Errorf("notify: encode previous config: %w", err)
-	}
-	cfg, err := json.Marshal(config)
-	if err != nil {
-		return "", fmt.Errorf("notify: encode config: %w", err)
-	}
-	return digest("change", target.String(), string(prev), string(cfg)), nil
+	return restart
 }
 
 func matches(pattern, name string) bool { return pattern == "*" || pattern == name }

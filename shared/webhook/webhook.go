@@ -25,7 +25,7 @@ import (
 
 	"github.com/livepack/livepack/shared/apply"
 	"github.com/livepack/livepack/shared/classify"
-	"github.com/livepack/livepack/shared/idempotency"
+	"github.com/livepack/livepack/shared/eventkey"
 	"github.com/livepack/livepack/shared/intake"
 	"github.com/livepack/livepack/shared/policy"
 	"github.com/livepack/livepack/shared/quota"
@@ -131,7 +131,7 @@ func (h *Handler) Handle(ctx context.Context, req intake.HTTPRequest) intake.HTT
 		return jsonResponse(http.StatusBadRequest, res)
 	case err == nil:
 		return jsonResponse(http.StatusOK, res)
-	case errors.Is(err, idempotency.ErrPayloadMismatch):
+	case errors.Is(err, eventkey.ErrPayloadMismatch):
 		return text(http.StatusConflict, "webhook-id "+id+" was already used with a different body")
 	case errors.Is(err, quota.ErrExhausted) && class == classify.Retry:
 		r := jsonResponse(http.StatusTooManyRequests, res)
@@ -146,7 +146,7 @@ func (h *Handler) Handle(ctx context.Context, req intake.HTTPRequest) intake.HTT
 		log.Warn("webhook finished with a terminal failure", "row", classify.RowOf(err), "err", err)
 		return jsonResponse(http.StatusOK, res)
 	default:
-		if !errors.Is(err, idempotency.ErrInProgress) && !errors.Is(err, apply.ErrRetryLater) {
+		if !errors.Is(err, eventkey.ErrInProgress) && !errors.Is(err, apply.ErrRetryLater) {
 			log.Error("webhook failed", "row", classify.RowOf(err), "err", err)
 		}
 		r := jsonResponse(http.StatusServiceUnavailable, res)

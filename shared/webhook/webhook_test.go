@@ -12,7 +12,7 @@ import (
 
 	"github.com/livepack/livepack/shared/apply"
 	"github.com/livepack/livepack/shared/classify"
-	"github.com/livepack/livepack/shared/idempotency"
+	"github.com/livepack/livepack/shared/eventkey"
 	"github.com/livepack/livepack/shared/intake"
 	"github.com/livepack/livepack/shared/liveapi"
 	"github.com/livepack/livepack/shared/policy"
@@ -74,9 +74,9 @@ func TestStatuses(t *testing.T) {
 		{"tampered", "POST", signed(t, secret, "m1", now, validBody), strings.Replace(validBody, "HLS_CMAF", "DASH_CMAF", 1), ver, ok, 401, false, false},
 		{"malformed", "POST", signed(t, secret, "m1", now, `{"policies":`), `{"policies":`, ver, ok, 400, false, false},
 		{"invalid policy", "POST", signed(t, secret, "m1", now, `{"DomainName":"p.com","AppName":"a","StreamName":"s","Protocol":"X"}`), `{"DomainName":"p.com","AppName":"a","StreamName":"s","Protocol":"X"}`, ver, ok, 400, false, false},
-		{"reused id", "POST", signed(t, secret, "m1", now, validBody), validBody, ver, failWith(idempotency.ErrPayloadMismatch), 409, false, true},
+		{"reused id", "POST", signed(t, secret, "m1", now, validBody), validBody, ver, failWith(eventkey.ErrPayloadMismatch), 409, false, true},
 		{"quota", "POST", signed(t, secret, "m1", now, validBody), validBody, ver, failWith(quota.ErrExhausted), 429, true, true},
-		{"in progress", "POST", signed(t, secret, "m1", now, validBody), validBody, ver, failWith(idempotency.ErrInProgress), 503, true, true},
+		{"in progress", "POST", signed(t, secret, "m1", now, validBody), validBody, ver, failWith(eventkey.ErrInProgress), 503, true, true},
 		{"retry later", "POST", signed(t, secret, "m1", now, validBody), validBody, ver, failWith(fmt.Errorf("x: %w", apply.ErrRetryLater)), 503, true, true},
 		{"redis unreachable", "POST", signed(t, secret, "m1", now, validBody), validBody, ver, failWith(fmt.Errorf("apply: %w", syscall.ECONNREFUSED)), 503, true, true},
 		{"misconfigured", "POST", signed(t, secret, "m1", now, validBody), validBody, ver, failWith(fmt.Errorf("apply: %w: %w", classify.ErrMisconfigured, &liveapi.Error{Status: 400, Code: "SignatureDoesNotMatch"})), 500, false, true},
