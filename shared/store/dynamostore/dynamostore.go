@@ -21,8 +21,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -243,21 +245,21 @@ func (s *Store) put(ctx context.Context, op, key string, version int64, value []
 	}
 	names, values := condValues(s.now(), version, update)
 	v := store.NewVersion()
+	var sent attempts
 	_, err = s.client.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName:                 aws.String(s.table),
 		Item:                      s.item(pk, sk, value, v, expires),
 		ConditionExpression:       aws.String(cond),
 		ExpressionAttributeNames:  names,
 		ExpressionAttributeValues: values,
-		// The SDK retries a request whose answer was lost; if the first attempt had landed, the
-		// retry fails its condition on our own write. The item that failed it tells: it carries
-		// the version this call drew, which no other writer can hold.
+		// The item that failed the condition comes back with the failure, so a retried write can
+		// recognise its own first attempt without another read (see landed).
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-	})
+	}, sent.count)
 	var failed *types.ConditionalCheckFailedException
 	switch {
 	case errors.As(err, &failed):
-		if versionOf(failed.Item) == v {
+		if s.landed(ctx, pk, sk, v, failed.Item, sent.n.Load()) {
 			return v, nil
 		}
 		return 0, store.ErrConflict
@@ -265,6 +267,45 @@ func (s *Store) put(ctx context.Context, op, key string, version int64, value []
 		return 0, fmt.Errorf("dynamodb: %s %s: %w", op, key, err)
 	}
 	return v, nil
+}
+
+// landed tells whether a write that failed its condition had in fact landed: the SDK retries a
+// request whose answer was lost (a reset connection, a timeout), and if the first attempt had
+// been applied, the retry fails its condition on this very write. Reporting a conflict then
+// would make the caller read its own write as another's and apply its change twice. The item
+// at the key carries the version this call drew, which no other writer can hold, so it tells.
+// It usually comes with the failure; a server that does not return it (dynalite) or an item
+// since removed costs one consistent read, and only after a retry.
+func (s *Store) landed(ctx context.Context, pk, sk string, version int64, failed map[string]types.AttributeValue, requests int32) bool {
+	if len(failed) > 0 {
+		return versionOf(failed) == version
+	}
+	if requests < 2 {
+		return false
+	}
+	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      aws.String(s.table),
+		Key:            keyAttrs(pk, sk),
+		ConsistentRead: aws.Bool(true),
+	})
+	return err == nil && versionOf(out.Item) == version
+}
+
+// attempts counts the HTTP requests of one operation, retries included.
+type attempts struct {
+	n    atomic.Int32
+	next dynamodb.HTTPClient
+}
+
+// count is a per-operation option that routes the operation's requests through a.
+func (a *attempts) count(o *dynamodb.Options) {
+	a.next, o.HTTPClient = o.HTTPClient, a
+}
+
+// Do implements dynamodb.HTTPClient.
+func (a *attempts) Do(r *http.Request) (*http.Response, error) {
+	a.n.Add(1)
+	return a.next.Do(r)
 }
 
 // Delete implements store.Store with a conditional DeleteItem. A delete whose answer was lost

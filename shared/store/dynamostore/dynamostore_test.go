@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"sort"
@@ -256,4 +257,65 @@ func BenchmarkOps(b *testing.B) {
 		}
 		run(b, func(int) error { v, err = s.Update(ctx, key, v, val, time.Time{}); return err })
 	})
+}
+
+// loseAnswer delivers the first request of the operation named target to the server and then
+// reports a reset connection instead of its answer, as a network may: the SDK retries a request
+// that did land.
+type loseAnswer struct {
+	target string
+	lost   atomic.Bool
+	n      atomic.Int64
+	next   *http.Client
+}
+
+func (l *loseAnswer) Do(r *http.Request) (*http.Response, error) {
+	l.n.Add(1)
+	resp, err := l.next.Do(r)
+	if err != nil || !strings.HasSuffix(r.Header.Get("X-Amz-Target"), "."+l.target) || l.lost.Swap(true) {
+		return resp, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	return nil, errors.New("read tcp 127.0.0.1: connection reset by peer")
+}
+
+// TestRetriedWriteLandsOnce: a write whose answer was lost and whose retry then fails its
+// condition on the first attempt's own item reports success with that item's version, not a
+// conflict that would make a caller apply its change twice; a real conflict stays one.
+func TestRetriedWriteLandsOnce(t *testing.T) {
+	ctx := context.Background()
+	endpoint, c := server(t)
+	direct := open(t, c, "lost")
+	flaky := func() (*loseAnswer, *dynamostore.Store) {
+		l := &loseAnswer{target: "PutItem", next: &http.Client{}}
+		return l, open(t, client(t, endpoint, l), "lost")
+	}
+
+	l, s := flaky()
+	v, err := s.Create(ctx, "k/create", []byte("one"), time.Time{})
+	if err != nil {
+		t.Fatalf("Create whose answer was lost: %v", err)
+	}
+	if l.n.Load() < 2 {
+		t.Fatalf("the SDK sent %d requests: the lost answer was not retried", l.n.Load())
+	}
+	if it, err := direct.Get(ctx, "k/create"); err != nil || it.Version != v {
+		t.Fatalf("stored %+v, %v; Create returned version %d", it, err, v)
+	}
+
+	l, s = flaky()
+	v2, err := s.Update(ctx, "k/create", v, []byte("two"), time.Time{})
+	if err != nil || l.n.Load() < 2 {
+		t.Fatalf("Update whose answer was lost: %v after %d requests", err, l.n.Load())
+	}
+	if it, err := direct.Get(ctx, "k/create"); err != nil || it.Version != v2 || string(it.Value) != "two" {
+		t.Fatalf("stored %+v, %v; Update returned version %d", it, err, v2)
+	}
+
+	// The first attempt itself fails its condition: still a conflict.
+	_, s = flaky()
+	if _, err := s.Create(ctx, "k/create", []byte("three"), time.Time{}); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("Create over a live item whose answer was lost: %v, want ErrConflict", err)
+	}
 }
