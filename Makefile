@@ -4,6 +4,7 @@ SHELL := /bin/bash
 GO ?= go
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 NODE_DIR := shared/emulator/testdata/node
+DYNALITE_DIR := shared/store/dynamostore/testdata/node
 BIN := bin/livepack
 BUILD_FLAGS := -buildvcs=auto -tags lambda.norpc -trimpath -ldflags='-s -w'
 DEMO_SECRET := whsec_bGl2ZXBhY2stZGVtby1zZWNyZXQtMDEyMzQ1Njc4OWFi
@@ -46,13 +47,14 @@ $(BIN): $(shell find functions shared -name '*.go' -not -name '*_test.go') go.mo
 ## test: everything CI runs; installs what the tests need first
 test: deps lint unit
 
-## deps: a C compiler (for -race) and redis-server from Debian, cfn-lint from pip, the Node SDK used
-## by the conformance test from npm
+## deps: a C compiler (for -race) and redis-server from Debian, cfn-lint from pip, from npm the Node
+## SDK used by the conformance test and dynalite (an in-memory DynamoDB) for the DynamoDB store's tests
 deps:
 	@for p in gcc redis-server; do command -v $$p >/dev/null || { echo "installing $$p"; $(SUDO) apt-get update -qq && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$p >/dev/null; }; done
 	@command -v cfn-lint >/dev/null || { echo "installing cfn-lint"; pip install --quiet cfn-lint; }
 	@[ -d $(NODE_DIR)/node_modules ] || npm ci --prefix $(NODE_DIR) --no-audit --no-fund --loglevel=error
+	@[ -d $(DYNALITE_DIR)/node_modules ] || npm ci --prefix $(DYNALITE_DIR) --no-audit --no-fund --loglevel=error
 	@$(GO) mod download
 
 lint:
@@ -61,7 +63,7 @@ lint:
 	$(GO) tool staticcheck ./...
 
 unit:
-	LIVEPACK_REQUIRE_REDIS=1 LIVEPACK_REQUIRE_NODE=1 LIVEPACK_REQUIRE_CFNLINT=1 $(GO) test -race -count=1 -timeout 15m ./...
+	LIVEPACK_REQUIRE_REDIS=1 LIVEPACK_REQUIRE_NODE=1 LIVEPACK_REQUIRE_DYNALITE=1 LIVEPACK_REQUIRE_CFNLINT=1 $(GO) test -race -count=1 -timeout 15m ./...
 
 ## soak: the fault campaign, long (its short run is part of `make unit`); one line per scenario
 soak:
