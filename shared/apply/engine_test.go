@@ -18,13 +18,13 @@ import (
 	"github.com/livepack/livepack/shared/apply"
 	"github.com/livepack/livepack/shared/emulator"
 	"github.com/livepack/livepack/shared/eventkey"
-	"github.com/livepack/livepack/shared/store"
-	"github.com/livepack/livepack/shared/store/everystore"
-	"github.com/livepack/livepack/shared/store/memstore"
 	"github.com/livepack/livepack/shared/liveapi"
 	"github.com/livepack/livepack/shared/notify"
 	"github.com/livepack/livepack/shared/policy"
 	"github.com/livepack/livepack/shared/quota"
+	"github.com/livepack/livepack/shared/store"
+	"github.com/livepack/livepack/shared/store/everystore"
+	"github.com/livepack/livepack/shared/store/memstore"
 	"github.com/livepack/livepack/shared/webhooksig"
 )
 

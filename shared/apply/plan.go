@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"github.com/livepack/livepack/shared/classify"
-	"github.com/livepack/livepack/shared/outbox"
 	"github.com/livepack/livepack/shared/liveapi"
 	"github.com/livepack/livepack/shared/notify"
+	"github.com/livepack/livepack/shared/outbox"
 	"github.com/livepack/livepack/shared/policy"
 	"github.com/livepack/livepack/shared/quota"
 )
@@ -586,7 +586,6 @@ func (s *session) renewIntents(ctx context.Context) {
 	}
 }
 
-
 func driftWord(outcome string) string {
 	switch outcome {
 	case Created:
@@ -597,7 +596,6 @@ func driftWord(outcome string) string {
 		return "delete"
 	}
 }
-
 
 // notice builds the notice of an intent's change from what the API shows now: the domain's
 // scope and the online streams that must restart ingest.
@@ -696,7 +694,6 @@ func (s *session) deliver(ctx context.Context) []NoticeResult {
 	}
 	return out
 }
-
 
 // retryable reports whether a later delivery of the same event may succeed (classify.Retry).
 func retryable(err error) bool { return classify.Of(err) == classify.Retry }

@@ -12,8 +12,8 @@ import (
 
 	"github.com/livepack/livepack/shared/apply"
 	"github.com/livepack/livepack/shared/emulator"
-	"github.com/livepack/livepack/shared/store"
 	"github.com/livepack/livepack/shared/liveapi"
+	"github.com/livepack/livepack/shared/store"
 )
 
 // clock is a test clock that the API advances by one second per call, so a deadline allows an

@@ -21,10 +21,10 @@ import (
 
 	"github.com/livepack/livepack/shared/apply"
 	"github.com/livepack/livepack/shared/emulator"
-	"github.com/livepack/livepack/shared/store/memstore"
 	"github.com/livepack/livepack/shared/liveapi"
 	"github.com/livepack/livepack/shared/notify"
 	"github.com/livepack/livepack/shared/quota"
+	"github.com/livepack/livepack/shared/store/memstore"
 )
 
 // The scale benchmark's account: scaleDomains play domains with scaleApps configs each, in

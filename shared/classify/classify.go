@@ -18,14 +18,14 @@ import (
 
 	"github.com/livepack/livepack/shared/cursor"
 	"github.com/livepack/livepack/shared/eventkey"
-	"github.com/livepack/livepack/shared/outbox"
-	"github.com/livepack/livepack/shared/store"
 	"github.com/livepack/livepack/shared/intake"
 	"github.com/livepack/livepack/shared/liveapi"
 	"github.com/livepack/livepack/shared/notify"
+	"github.com/livepack/livepack/shared/outbox"
 	"github.com/livepack/livepack/shared/policy"
 	"github.com/livepack/livepack/shared/quota"
 	"github.com/livepack/livepack/shared/redisconn"
+	"github.com/livepack/livepack/shared/store"
 )
 
 // Class is what to do about an error.

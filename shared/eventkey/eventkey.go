@@ -6,6 +6,8 @@ package eventkey
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -168,4 +170,11 @@ func RetryAfter(err error) time.Time {
 		return ip.until
 	}
 	return time.Time{}
+}
+
+// NewHolder draws a run's holder token.
+func NewHolder() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }

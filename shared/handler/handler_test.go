@@ -19,8 +19,8 @@ import (
 	"github.com/livepack/livepack/shared/apply"
 	"github.com/livepack/livepack/shared/emulator"
 	"github.com/livepack/livepack/shared/handler"
-	"github.com/livepack/livepack/shared/store/memstore"
 	"github.com/livepack/livepack/shared/liveapi"
+	"github.com/livepack/livepack/shared/store/memstore"
 	"github.com/livepack/livepack/shared/webhooksig"
 )
 

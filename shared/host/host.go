@@ -17,11 +17,11 @@ import (
 	"github.com/livepack/livepack/shared/config"
 	"github.com/livepack/livepack/shared/emulator"
 	"github.com/livepack/livepack/shared/handler"
-	"github.com/livepack/livepack/shared/store/stores"
 	"github.com/livepack/livepack/shared/liveapi"
 	"github.com/livepack/livepack/shared/metrics"
 	"github.com/livepack/livepack/shared/notify"
 	"github.com/livepack/livepack/shared/quota"
+	"github.com/livepack/livepack/shared/store/stores"
 )
 
 // Emulator key pair: the embedded emulator's and the default for a plain-HTTP endpoint.

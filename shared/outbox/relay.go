@@ -208,12 +208,25 @@ func (b *Outbox) send(ctx context.Context, it store.Item, d delivery, holder str
 	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer rcancel()
 	if serr == nil {
-		if _, err := b.s.Create(rctx, sentKey(d.ID, d.Sink), []byte(`{}`), b.now().Add(keep)); err != nil && !errors.Is(err, store.ErrConflict) {
-			b.log.Warn("recording a delivery failed; the claim lapses and a later relay may send it again", "notice", d.ID, "sink", d.Sink, "err", err)
-			return Delivered
+		// Recorded with a few tries: a store hiccup here is the one window in which a
+		// delivered notice could be sent again (receivers deduplicate by id).
+		if err := retryStore(rctx, func() error {
+			_, err := b.s.Create(rctx, sentKey(d.ID, d.Sink), []byte(`{}`), b.now().Add(keep))
+			if errors.Is(err, store.ErrConflict) {
+				return nil
+			}
+			return err
+		}); err != nil {
+			b.log.Warn("recording a delivery failed", "notice", d.ID, "sink", d.Sink, "err", err)
 		}
-		if err := b.s.Delete(rctx, it.Key, it.Version); err != nil {
-			b.log.Warn("clearing a delivered entry failed; the next relay clears it", "notice", d.ID, "sink", d.Sink, "err", err)
+		if err := retryStore(rctx, func() error {
+			err := b.s.Delete(rctx, it.Key, it.Version)
+			if errors.Is(err, store.ErrConflict) {
+				return nil // a lost answer to a delete that took effect
+			}
+			return err
+		}); err != nil {
+			b.log.Warn("clearing a delivered entry failed; the next relay finds it sent and clears it", "notice", d.ID, "sink", d.Sink, "err", err)
 		}
 		return Delivered
 	}
@@ -404,4 +417,20 @@ func (b *Outbox) backlog(ctx context.Context, rep *Report) {
 		}
 		after = items[len(items)-1].Key
 	}
+}
+
+// retryStore runs a store write up to three times, a moment apart.
+func retryStore(ctx context.Context, f func() error) error {
+	var err error
+	for i := range 3 {
+		if err = f(); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(i+1) * 50 * time.Millisecond):
+		}
+	}
+	return err
 }

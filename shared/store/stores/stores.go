@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/livepack/livepack/shared/store"
+	"github.com/livepack/livepack/shared/store/dynamostore"
 	"github.com/livepack/livepack/shared/store/memstore"
 )
 
@@ -16,6 +17,12 @@ func Open(ctx context.Context, spec, namespace string) (store.Store, error) {
 	switch {
 	case spec == "memory":
 		return memstore.New(nil), nil
+	case strings.HasPrefix(spec, "dynamodb://"):
+		table := strings.TrimPrefix(spec, "dynamodb://")
+		if table == "" || strings.ContainsAny(table, "/?#") {
+			return nil, fmt.Errorf("stores: state %q: want dynamodb://TABLE", spec)
+		}
+		return dynamostore.Open(ctx, table, namespace)
 	}
 	return nil, fmt.Errorf("stores: state %q: want memory, file:PATH, redis://…, dynamodb://TABLE or tablestore://INSTANCE/TABLE", redact(spec))
 }
