@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -51,10 +52,11 @@ func Main(m *testing.M, open Opener) {
 	os.Exit(m.Run())
 }
 
-// child runs one racing worker: job is "spec\x00namespace\x00key\x00n\x00id".
+// child runs one racing worker: job is the JSON array [spec, namespace, key, n, id] (JSON, as
+// an environment variable may not hold a NUL and a spec may hold any other separator).
 func child(job string, open Opener) error {
-	f := strings.Split(job, "\x00")
-	if len(f) != 5 {
+	var f []string
+	if err := json.Unmarshal([]byte(job), &f); err != nil || len(f) != 5 {
 		return fmt.Errorf("bad job %q", job)
 	}
 	n, err := strconv.Atoi(f[3])
@@ -380,7 +382,11 @@ func Run(t *testing.T, b Backend) {
 		var outs []*bytes.Buffer
 		for p := range procs {
 			cmd := exec.Command(os.Args[0], "-test.run=^$")
-			cmd.Env = append(os.Environ(), childEnv+"="+strings.Join([]string{b.Spec, namespace, "proc", strconv.Itoa(each), strconv.Itoa(p)}, "\x00"))
+			job, err := json.Marshal([]string{b.Spec, namespace, "proc", strconv.Itoa(each), strconv.Itoa(p)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd.Env = append(os.Environ(), childEnv+"="+string(job))
 			var out bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &out, &out
 			if err := cmd.Start(); err != nil {
