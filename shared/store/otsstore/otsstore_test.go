@@ -4,13 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/aliyun/aliyun-tablestore-go-sdk/tablestore"
+	"github.com/aliyun/aliyun-tablestore-go-sdk/tablestore/otsprotocol"
 	"github.com/aliyun/credentials-go/credentials"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/protoadapt"
 
 	"github.com/livepack/livepack/shared/emulator"
 	"github.com/livepack/livepack/shared/store"
@@ -216,5 +221,54 @@ func TestCredentialChain(t *testing.T) {
 	defer s.Close()
 	if _, err := s.Create(ctx, "k/a", []byte("x"), time.Time{}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestWriteRetries: a write the service refused without doing it (busy) is sent again; a write
+// whose answer was lost is not, so it fails as unknown instead of reading as a conflict with
+// itself (the SDK alone would resend it, and the resent condition would fail on its own row).
+func TestWriteRetries(t *testing.T) {
+	emu := emulator.New(emulator.Options{})
+	var busy, drop atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/PutRow" && busy.Add(-1) >= 0 {
+			code, msg := "OTSServerBusy", "Server is busy."
+			body, _ := proto.Marshal(protoadapt.MessageV2Of(&otsprotocol.Error{Code: &code, Message: &msg}))
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write(body)
+			return
+		}
+		if r.URL.Path == "/PutRow" && drop.Add(-1) >= 0 {
+			emu.ServeHTTP(httptest.NewRecorder(), r) // the write lands; its answer is lost
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				_ = conn.Close()
+			}
+			return
+		}
+		emu.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	ctx := context.Background()
+	if err := otsstore.Init(ctx, options(srv.URL, table, "")); err != nil {
+		t.Fatal(err)
+	}
+	s, err := otsstore.Open(ctx, options(srv.URL, table, "ns"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+
+	busy.Store(2)
+	if _, err := s.Create(ctx, "k/busy", []byte("x"), time.Time{}); err != nil {
+		t.Fatalf("Create after two busy refusals: %v", err)
+	}
+	drop.Store(1)
+	_, err = s.Create(ctx, "k/lost", []byte("x"), time.Time{})
+	if err == nil || errors.Is(err, store.ErrConflict) {
+		t.Fatalf("Create whose answer was lost: %v, want an error that is not a conflict", err)
+	}
+	if it, err := s.Get(ctx, "k/lost"); err != nil || string(it.Value) != "x" {
+		t.Fatalf("the lost answer's write: %+v, %v", it, err)
 	}
 }
