@@ -3,7 +3,9 @@
 // parameters from the query or a form body, answers in the shapes the official SDKs decode,
 // enforces the AddLivePackageConfig rules with the API's error codes, and throttles each
 // AccessKey at the documented quota. Fault injection (seeded, so a run repeats) and two
-// introspection endpoints (/_emulator/calls, /_emulator/state) serve the tests.
+// introspection endpoints (/_emulator/calls, /_emulator/state) serve the tests. On the same
+// server it answers the Tablestore operations of livepack's state store, on the Tablestore
+// SDK's wire protocol (tablestore.go).
 //
 // Its rule checks are a second, independent reading of the API page: it shares no code with
 // the policy model, so a differential test can hold the two against each other.
