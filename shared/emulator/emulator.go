@@ -3,7 +3,9 @@
 // parameters from the query or a form body, answers in the shapes the official SDKs decode,
 // enforces the AddLivePackageConfig rules with the API's error codes, and throttles each
 // AccessKey at the documented quota. Fault injection (seeded, so a run repeats) and two
-// introspection endpoints (/_emulator/calls, /_emulator/state) serve the tests.
+// introspection endpoints (/_emulator/calls, /_emulator/state) serve the tests. On the same
+// server it answers the Tablestore operations of livepack's state store, on the Tablestore
+// SDK's wire protocol (tablestore.go).
 //
 // Its rule checks are a second, independent reading of the API page: it shares no code with
 // the policy model, so a differential test can hold the two against each other.
@@ -136,7 +138,10 @@ type Options struct {
 	Credentials map[string]string
 	// Secrets are the KMS Secrets Manager secrets GetSecretValue serves (name → SecretData).
 	Secrets map[string]string
-	Logger  *slog.Logger
+	// TablestorePage caps the rows of one GetRange answer below the service's 5,000, so that
+	// tests page through next_start_primary_key with few rows; 0 means 5,000.
+	TablestorePage int
+	Logger         *slog.Logger
 	// Now is the clock for signatures and the quota; nil means time.Now.
 	Now func() time.Time
 }
@@ -185,6 +190,8 @@ type Server struct {
 	latency time.Duration
 	// arrivals are domains added while running, by name: when each becomes visible and online.
 	arrivals map[string]arrival
+	// tables are the Tablestore tables the emulator serves (tablestore.go).
+	tables otsTables
 }
 
 // New returns a Server holding a copy of opts.Seed.
@@ -279,6 +286,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case "/_emulator/domains":
 		s.serveAddDomain(w, r)
+		return
+	}
+	if isTablestore(r) {
+		s.serveTablestore(w, r)
 		return
 	}
 	req, aerr := s.authenticate(r)
