@@ -51,9 +51,13 @@ func Main(m *testing.M, open Opener) {
 	os.Exit(m.Run())
 }
 
-// child runs one racing worker: job is "spec\x00namespace\x00key\x00n\x00id".
+// jobSep separates a child's job fields: an environment variable cannot hold NUL, and no spec,
+// namespace or key holds the ASCII unit separator.
+const jobSep = "\x1f"
+
+// child runs one racing worker: job is spec, namespace, key, n and id joined by jobSep.
 func child(job string, open Opener) error {
-	f := strings.Split(job, "\x00")
+	f := strings.Split(job, jobSep)
 	if len(f) != 5 {
 		return fmt.Errorf("bad job %q", job)
 	}
@@ -380,7 +384,7 @@ func Run(t *testing.T, b Backend) {
 		var outs []*bytes.Buffer
 		for p := range procs {
 			cmd := exec.Command(os.Args[0], "-test.run=^$")
-			cmd.Env = append(os.Environ(), childEnv+"="+strings.Join([]string{b.Spec, namespace, "proc", strconv.Itoa(each), strconv.Itoa(p)}, "\x00"))
+			cmd.Env = append(os.Environ(), childEnv+"="+strings.Join([]string{b.Spec, namespace, "proc", strconv.Itoa(each), strconv.Itoa(p)}, jobSep))
 			var out bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &out, &out
 			if err := cmd.Start(); err != nil {
