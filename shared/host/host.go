@@ -24,6 +24,7 @@ import (
 	"github.com/livepack/livepack/shared/notify"
 	"github.com/livepack/livepack/shared/quota"
 	"github.com/livepack/livepack/shared/redisconn"
+	"github.com/livepack/livepack/shared/store/redisstore"
 )
 
 // Emulator key pair: the embedded emulator's and the default for a plain-HTTP endpoint.
@@ -130,7 +131,7 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) 
 		prefix := idempotency.KeyPrefix(cfg.Namespace)
 		store = idempotency.NewRedis(rdb, prefix+"idem:")
 		// With Redis, LIVEPACK_RATE is one budget for every instance of the namespace.
-		limiter = quota.NewRedis(rdb, prefix+"quota", cfg.Rate, quota.WithReserve(cfg.Reserve))
+		limiter = quota.NewShared(redisstore.New(rdb, cfg.Namespace), "quota", cfg.Rate, quota.WithReserve(cfg.Reserve))
 		w.closers = append(w.closers, func() { _ = rdb.Close() })
 	} else {
 		s, err := idempotency.Open(ctx, cfg.State, cfg.Namespace)
