@@ -192,7 +192,7 @@ func TestSharedMatchesLocal(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			steps := 1500
 			if name == "bolt" {
-				steps = 400 // every admission is a write to disk
+				steps = 300 // every admission is a write to disk
 			}
 			rnd := rand.New(rand.NewSource(7))
 			c := newClock()

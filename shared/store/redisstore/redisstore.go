@@ -66,7 +66,8 @@ type Store struct {
 
 var _ store.Store = (*Store)(nil)
 
-// New returns the store of namespace on pool. Close leaves pool open: its owner closes it.
+// New returns the store of namespace on pool (a namespace without braces, which would break the
+// hash tag; Open checks). Close leaves pool open: its owner closes it.
 func New(pool *redisconn.Pool, namespace string) *Store {
 	return &Store{pool: pool, prefix: KeyPrefix(namespace)}
 }
