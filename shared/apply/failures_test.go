@@ -14,6 +14,7 @@ import (
 	"github.com/livepack/livepack/shared/liveapi"
 	"github.com/livepack/livepack/shared/quota"
 	"github.com/livepack/livepack/shared/redisconn"
+	"github.com/livepack/livepack/shared/store/redisstore"
 )
 
 // TestNewDomainNotFoundWindow: a domain-created event whose domain the API does not show yet is
@@ -112,7 +113,7 @@ func TestRedisUnreachableIsRetried(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = rdb.Close() })
 	e := newEnv(t, nil, func(_ *emulator.Options, o *liveapi.Options) {
-		o.Limiter = quota.NewRedis(rdb, "livepack:{t}:quota", 250)
+		o.Limiter = quota.NewShared(redisstore.New(rdb, "t"), "quota", 250)
 	})
 	ps, hash := parse(t, sportsLL)
 	res, err := e.engine().Apply(ctxT(t, 20*time.Second), "cms-webhook", "msg_r", hash, ps)

@@ -119,11 +119,16 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) 
 	w.Endpoint = endpoint
 
 	var limiter liveapi.Limiter = quota.NewLocal(cfg.Rate, quota.WithReserve(cfg.Reserve))
-	st, err := stores.Open(ctx, cfg.State, cfg.Namespace)
+	st, err := stores.Open(ctx, cfg.State, cfg.Namespace, w.Credential)
 	if err != nil {
 		return nil, fmt.Errorf("host: LIVEPACK_STATE: %w", err)
 	}
 	w.closers = append(w.closers, func() { _ = st.Close() })
+	if stores.Shared(cfg.State) {
+		// A store other processes reach carries the quota too: LIVEPACK_RATE is one budget for
+		// every instance of the namespace.
+		limiter = quota.NewShared(st, "quota", cfg.Rate, quota.WithReserve(cfg.Reserve))
+	}
 	if cfg.StateWarning != "" {
 		log.Warn(cfg.StateWarning)
 	}

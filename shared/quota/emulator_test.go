@@ -16,6 +16,7 @@ import (
 	"github.com/livepack/livepack/shared/liveapi"
 	"github.com/livepack/livepack/shared/quota"
 	"github.com/livepack/livepack/shared/redistest"
+	"github.com/livepack/livepack/shared/store/redisstore"
 )
 
 // against starts an emulator counting its quota in shape and returns it with a client spending
@@ -49,7 +50,7 @@ func throttles(s *emulator.Server) int {
 
 // limiters returns a per-process limiter and a Redis-shared one of the same budget.
 func limiters(t *testing.T, rate int) map[string]*quota.Limiter {
-	return map[string]*quota.Limiter{"local": quota.NewLocal(rate), "redis": quota.NewRedis(redistest.Start(t), t.Name(), rate)}
+	return map[string]*quota.Limiter{"local": quota.NewLocal(rate), "redis": quota.NewShared(redisstore.New(redistest.Start(t), t.Name()), "quota", rate)}
 }
 
 // TestWindowQuotaBurstsWithoutThrottle: against a per-minute window, the whole budget goes at

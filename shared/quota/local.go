@@ -41,12 +41,13 @@ func (s *local) admit(_ context.Context, group string, l limits) (time.Duration,
 func (s *local) throttled(_ context.Context, group string, capacity int, retryAfter time.Duration) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.group(group, capacity).throttled(s.now(), retryAfter)
+	s.group(group, capacity).throttled(s.now(), capacity, retryAfter)
 	return nil
 }
 
 // window is one budget's state: the admission log of the last span, the AIMD per-second cap
-// and the pause a throttle imposed. The Redis script keeps the same state with the same rules.
+// and the pause a throttle imposed. A local limiter keeps it in memory; a shared one keeps it
+// in one store item (shared.go), so both follow these rules and no other.
 type window struct {
 	span time.Duration
 	// log holds admission times, oldest first, none older than span.
@@ -55,6 +56,36 @@ type window struct {
 	cwnd float64
 	// pause holds every call until then; decreased is when cwnd was last halved.
 	pause, decreased time.Time
+	// touched is when the state last changed for a call: an admission or a throttle.
+	touched time.Time
+}
+
+// idleGrace is how long past its span (and past its pause) a budget must sit untouched before
+// its AIMD state is forgotten.
+const idleGrace = time.Second
+
+// forgetAt is when the state is forgotten if nothing touches it: a span (and a second) after
+// the last admission or throttle, and a second after the pause ends. The cap and the pause
+// describe what the API refused in the last second it saw calls; once a whole window has gone
+// by without a call, the API's own count has emptied too, and the budget starts afresh as a new
+// one would, at its full cap. A shared limiter's item expires then as well (a zero time: there
+// is nothing to forget).
+func (w *window) forgetAt() time.Time {
+	if w.touched.IsZero() {
+		return time.Time{}
+	}
+	at := w.touched.Add(w.span + idleGrace)
+	if p := w.pause.Add(idleGrace); !w.pause.IsZero() && p.After(at) {
+		at = p
+	}
+	return at
+}
+
+// forget resets the state when it has sat idle until forgetAt.
+func (w *window) forget(now time.Time, capacity int) {
+	if at := w.forgetAt(); !at.IsZero() && !now.Before(at) {
+		*w = window{span: w.span, cwnd: float64(capacity), log: w.log[:0]}
+	}
 }
 
 // prune drops admissions older than span; it copies when the dead prefix is large, so the
@@ -75,6 +106,7 @@ func (w *window) since(t time.Time) int {
 
 // admit admits one call at now and returns 0, or returns how long until one could be admitted.
 func (w *window) admit(now time.Time, l limits) time.Duration {
+	w.forget(now, l.capacity)
 	if now.Before(w.pause) {
 		return w.pause.Sub(now)
 	}
@@ -92,13 +124,22 @@ func (w *window) admit(now time.Time, l limits) time.Duration {
 		// Additive increase: about one call per second more for each second of calls.
 		w.cwnd = min(float64(l.capacity), w.cwnd+1/w.cwnd)
 	}
+	// Instances sharing a budget read the time from their own clocks: an admission is logged
+	// no earlier than the last, so the log stays in order (and a call is counted late, never
+	// early).
+	if n > 0 && now.Before(w.log[n-1]) {
+		now = w.log[n-1]
+	}
 	w.log = append(w.log, now)
+	w.touched = now
 	return 0
 }
 
 // throttled halves the per-second cap (once a second at most: the calls in flight when the
 // API started refusing report together) and pauses every call for retryAfter.
-func (w *window) throttled(now time.Time, retryAfter time.Duration) {
+func (w *window) throttled(now time.Time, capacity int, retryAfter time.Duration) {
+	w.forget(now, capacity)
+	w.touched = now
 	if now.Sub(w.decreased) >= time.Second {
 		w.prune(now)
 		recent := float64(w.since(now.Add(-time.Second)))

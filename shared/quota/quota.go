@@ -2,7 +2,7 @@
 // Throttling.User, yet never paces calls the quota would allow at once. A budget is N calls in
 // any 60 s: a call goes out at once while the window holds fewer than N, and waits for the
 // oldest call to leave the window otherwise (a sliding-window log, exact, per process or shared
-// by every instance through one Redis Lua script).
+// by every instance through one item per budget on the state store).
 //
 // Two refinements sit on top of the window:
 //   - priority lanes: the scheduled reconcile (Scheduled lane) may only fill the window up to
@@ -107,11 +107,13 @@ func WithReserve(share float64) Option {
 // window).
 func WithWindow(d time.Duration) Option { return func(s *settings) { s.window = d } }
 
-// WithClock sets the clock of a local limiter (tests).
+// WithClock sets the clock a limiter judges its windows by (tests). A shared limiter's items
+// still expire on the store's own clock; the window model forgets idle state by this one.
 func WithClock(now func() time.Time) Option { return func(s *settings) { s.now = now } }
 
-// store admits calls and takes throttle feedback for one backend (this process, or Redis).
-type store interface {
+// backend admits calls and takes throttle feedback for one budget state (this process's, or
+// the store's every instance shares).
+type backend interface {
 	// admit admits one call of group in the given limits at once, or returns how long to wait
 	// before asking again.
 	admit(ctx context.Context, group string, l limits) (time.Duration, error)
@@ -131,10 +133,10 @@ type limits struct {
 type Limiter struct {
 	rate int
 	set  settings
-	st   store
+	st   backend
 }
 
-func newLimiter(perMinute int, st store, opts []Option) *Limiter {
+func newLimiter(perMinute int, st backend, opts []Option) *Limiter {
 	s := settings{reserve: DefaultReserve, window: DefaultWindow, now: time.Now}
 	for _, o := range opts {
 		o(&s)

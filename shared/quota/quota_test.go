@@ -6,12 +6,19 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/livepack/livepack/shared/redistest"
+	"github.com/livepack/livepack/shared/store"
+	"github.com/livepack/livepack/shared/store/boltstore"
+	"github.com/livepack/livepack/shared/store/memstore"
+	"github.com/livepack/livepack/shared/store/redisstore"
 )
 
 // clock is a settable test clock.
@@ -29,7 +36,7 @@ func (c *clock) add(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// admitAt asks the local limiter's store to admit one call of action in lane now.
+// admitAt asks the limiter's backend to admit one call of action in lane now.
 func admitAt(l *Limiter, action string, lane Lane) time.Duration {
 	group, lim := l.limitsFor(action, lane)
 	d, _ := l.st.admit(context.Background(), group, lim)
@@ -162,37 +169,145 @@ func TestWindowProperties(t *testing.T) {
 	}
 }
 
-// TestRedisMatchesLocal holds the Lua script to the local model, step by step, on one clock.
-func TestRedisMatchesLocal(t *testing.T) {
-	rdb := redistest.Start(t)
-	rnd := rand.New(rand.NewSource(7))
-	c := newClock()
-	loc := NewLocal(20, WithClock(c.now))
-	red := NewRedis(rdb, "match", 20)
-	red.st.(*shared).now = c.now
+// stores returns a store of each backend a shared limiter runs on: memory, a bbolt file and a
+// real redis-server (skipped without one).
+func stores(t *testing.T) map[string]store.Store {
+	t.Helper()
+	bs, err := boltstore.Open(filepath.Join(t.TempDir(), "state.db"), "quota")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]store.Store{"memory": memstore.New(nil), "bolt": bs}
+	if _, err := exec.LookPath("redis-server"); err == nil || os.Getenv("LIVEPACK_REQUIRE_REDIS") == "1" {
+		out["redis"] = redisstore.New(redistest.Start(t), "quota")
+	}
+	return out
+}
+
+// TestSharedMatchesLocal holds the shared limiter to the local one, step by step on one clock,
+// through throttles and idle periods long enough for the AIMD state to be forgotten: the rules
+// are written once, and a stored window must come back as it went in.
+func TestSharedMatchesLocal(t *testing.T) {
+	for name, st := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			steps := 1500
+			if name == "bolt" {
+				steps = 300 // every admission is a write to disk
+			}
+			rnd := rand.New(rand.NewSource(7))
+			c := newClock()
+			loc := NewLocal(20, WithClock(c.now))
+			sh := NewShared(st, "match", 20, WithClock(c.now))
+			ctx := context.Background()
+			for i := range steps {
+				c.add(time.Duration(rnd.Intn(3000)) * time.Millisecond)
+				if rnd.Intn(100) == 0 {
+					c.add(DefaultWindow + time.Duration(rnd.Intn(3000))*time.Millisecond)
+				}
+				action := []string{"AddLivePackageConfig", "DescribeLiveDomainDetail"}[rnd.Intn(2)]
+				lane := Lane(rnd.Intn(2))
+				group, lim := loc.limitsFor(action, lane)
+				if rnd.Intn(40) == 0 {
+					retry := time.Duration(rnd.Intn(2000)) * time.Millisecond
+					_ = loc.st.throttled(ctx, group, lim.capacity, retry)
+					if err := sh.st.throttled(ctx, group, lim.capacity, retry); err != nil {
+						t.Fatal(err)
+					}
+					continue
+				}
+				want, _ := loc.st.admit(ctx, group, lim)
+				got, err := sh.st.admit(ctx, group, lim)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got != want {
+					t.Fatalf("step %d (%s %s): shared waits %s, local %s", i, lane, action, got, want)
+				}
+			}
+		})
+	}
+}
+
+// TestIdleForgetsAIMD: a throttle lowers the per-second cap; while calls keep coming the cap
+// holds, and after a window without calls both limiters forget it alike and let a burst go.
+func TestIdleForgetsAIMD(t *testing.T) {
+	const rate = 100
 	ctx := context.Background()
-	for i := range 3000 {
-		c.add(time.Duration(rnd.Intn(3000)) * time.Millisecond)
-		action := []string{"AddLivePackageConfig", "DescribeLiveDomainDetail"}[rnd.Intn(2)]
-		lane := Lane(rnd.Intn(2))
-		if rnd.Intn(40) == 0 {
-			retry := time.Duration(rnd.Intn(2000)) * time.Millisecond
-			group, lim := loc.limitsFor(action, lane)
-			_ = loc.st.throttled(ctx, group, lim.capacity, retry)
-			if err := red.st.throttled(ctx, group, lim.capacity, retry); err != nil {
+	c := newClock()
+	lims := map[string]*Limiter{"local": NewLocal(rate, WithClock(c.now)), "shared": NewShared(memstore.New(nil), "idle", rate, WithClock(c.now))}
+	burst := func() map[string]int {
+		out := map[string]int{}
+		for name, l := range lims {
+			for out[name] < 10 && admitAt(l, "AddLivePackageConfig", Interactive) == 0 {
+				out[name]++
+			}
+		}
+		return out
+	}
+	throttle := func() {
+		for _, l := range lims {
+			if err := l.st.throttled(ctx, "package", rate, time.Second); err != nil {
 				t.Fatal(err)
 			}
-			continue
 		}
-		group, lim := loc.limitsFor(action, lane)
-		want, _ := loc.st.admit(ctx, group, lim)
-		got, err := red.st.admit(ctx, group, lim)
-		if err != nil {
+	}
+	if got := burst(); got["local"] != 10 || got["shared"] != 10 {
+		t.Fatalf("a fresh budget let %v calls go at once, want 10 each", got)
+	}
+	throttle() // 10 in the last second: the cap becomes 5 per second
+	c.add(time.Second)
+	if got := burst(); got["local"] != 5 || got["shared"] != 5 {
+		t.Fatalf("after a throttle %v calls went at once, want the halved cap of 5 each", got)
+	}
+	// Less than a window and its grace: the cap still holds.
+	c.add(DefaultWindow)
+	if got := burst(); got["local"] != 6 || got["shared"] != 6 {
+		t.Fatalf("%s after the last call %v calls went at once, want the cap, grown to 6, still", DefaultWindow, got)
+	}
+	// A window and its grace without a call: the state is forgotten.
+	c.add(DefaultWindow + idleGrace)
+	if got := burst(); got["local"] != 10 || got["shared"] != 10 {
+		t.Fatalf("after an idle window %v calls went at once, want a fresh budget's 10 each", got)
+	}
+	// A long pause keeps the state past the window until it ends.
+	throttle()
+	for _, l := range lims {
+		if err := l.st.throttled(ctx, "package", rate, 2*DefaultWindow); err != nil {
 			t.Fatal(err)
 		}
-		// Redis answers in whole milliseconds, rounded up.
-		if wantRounded := time.Duration(math.Ceil(float64(want)/float64(time.Millisecond))) * time.Millisecond; got != wantRounded {
-			t.Fatalf("step %d (%s %s): redis waits %s, local %s", i, lane, action, got, want)
+	}
+	c.add(DefaultWindow + idleGrace)
+	if w := admitAt(lims["local"], "AddLivePackageConfig", Interactive); w <= 0 {
+		t.Fatal("the local limiter forgot a pause still running")
+	}
+	if w := admitAt(lims["shared"], "AddLivePackageConfig", Interactive); w <= 0 {
+		t.Fatal("the shared limiter forgot a pause still running")
+	}
+}
+
+func TestWindowEncoding(t *testing.T) {
+	w := &window{span: DefaultWindow, cwnd: 2.75, pause: time.Unix(1_800_000_000, 5), touched: time.Unix(1_800_000_001, 0)}
+	for i := range 300 {
+		w.log = append(w.log, time.Unix(1_800_000_000, int64(i)*123_456_789))
+	}
+	got, err := decodeWindow(encodeWindow(w), DefaultWindow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.cwnd != w.cwnd || !got.pause.Equal(w.pause) || !got.decreased.IsZero() || !got.touched.Equal(w.touched) || len(got.log) != len(w.log) {
+		t.Fatalf("decoded %+v", got)
+	}
+	for i := range w.log {
+		if !got.log[i].Equal(w.log[i]) {
+			t.Fatalf("log[%d] = %v, want %v", i, got.log[i], w.log[i])
+		}
+	}
+	if n := len(encodeWindow(w)); n > 33+300*5 {
+		t.Fatalf("a window of 300 calls takes %d bytes", n)
+	}
+	for _, bad := range [][]byte{nil, {2}, encodeWindow(w)[:40]} {
+		if _, err := decodeWindow(bad, DefaultWindow); err == nil {
+			t.Fatalf("decoded %x", bad)
 		}
 	}
 }
@@ -228,25 +343,25 @@ func admitted(t *testing.T, lims []waiter, d time.Duration) (int64, time.Duratio
 	return n.Load(), time.Since(start)
 }
 
-func TestRedisSharedBound(t *testing.T) {
+func TestSharedBound(t *testing.T) {
 	rdb := redistest.Start(t)
-	// Two processes share 5 calls per (shortened) 500 ms window.
+	// Two instances share 5 calls per (shortened) 500 ms window.
 	const budget, window = 5, 500 * time.Millisecond
-	lims := []waiter{NewRedis(rdb, "q", budget, WithWindow(window)), NewRedis(rdb, "q", budget, WithWindow(window))}
+	lims := []waiter{NewShared(redisstore.New(rdb, "ns"), "q", budget, WithWindow(window)), NewShared(redisstore.New(rdb, "ns"), "q", budget, WithWindow(window))}
 	n, elapsed := admitted(t, lims, 1200*time.Millisecond)
 	windows := int64(elapsed/window) + 1
 	if n > budget*windows || n < budget {
 		t.Fatalf("%d calls admitted in %s by two processes sharing %d per %s, want %d to %d", n, elapsed, budget, window, budget, budget*windows)
 	}
 	// Another key is another budget.
-	if err := NewRedis(rdb, "other", budget).Wait(context.Background(), "AddLivePackageConfig"); err != nil {
+	if err := NewShared(redisstore.New(rdb, "ns"), "other", budget).Wait(context.Background(), "AddLivePackageConfig"); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func TestFailsFastPastDeadline(t *testing.T) {
 	rdb := redistest.Start(t)
-	for name, l := range map[string]*Limiter{"local": NewLocal(2), "redis": NewRedis(rdb, "q", 2)} {
+	for name, l := range map[string]*Limiter{"local": NewLocal(2), "redis": NewShared(redisstore.New(rdb, "ns"), "q", 2)} {
 		t.Run(name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
@@ -306,8 +421,8 @@ func BenchmarkLocal(b *testing.B) {
 	}
 }
 
-func BenchmarkRedis(b *testing.B) {
-	q := NewRedis(redistest.Start(b), "bench", math.MaxInt32, WithWindow(time.Second))
+func BenchmarkShared(b *testing.B) {
+	q := NewShared(redisstore.New(redistest.Start(b), "bench"), "q", math.MaxInt32, WithWindow(time.Second))
 	ctx := context.Background()
 	for b.Loop() {
 		if err := q.Wait(ctx, "AddLivePackageConfig"); err != nil {
