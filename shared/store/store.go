@@ -101,7 +101,7 @@ type Change struct {
 // to 50 times. It returns the item as written (zero Item after a delete or a Keep of nothing).
 // f may return an error to stop; it is returned as is.
 func Modify(ctx context.Context, s Store, key string, f func(cur *Item) (Change, error)) (Item, error) {
-	for range 50 {
+	for attempt := range 50 {
 		var cur *Item
 		it, err := s.Get(ctx, key)
 		switch {
@@ -131,8 +131,14 @@ func Modify(ctx context.Context, s Store, key string, f func(cur *Item) (Change,
 			v, err = s.Update(ctx, key, cur.Version, ch.Value, ch.Expires)
 		}
 		if errors.Is(err, ErrConflict) {
-			if err := ctx.Err(); err != nil {
-				return Item{}, err
+			// Another writer got in between: back off a little, growing, so that many
+			// writers of one hot key (a shared quota) take turns instead of colliding again.
+			t := time.NewTimer(time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 6))))
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return Item{}, ctx.Err()
+			case <-t.C:
 			}
 			continue
 		}
