@@ -28,7 +28,7 @@ import (
 var at = time.Date(2026, 11, 24, 8, 1, 0, 0, time.UTC)
 
 func change() Change {
-	return Change{Target: policy.Target{DomainName: "play.example.com", AppName: "sports", StreamName: "*"},
+	return Change{ID: "0f1e2d3c4b5a69788796a5b4c3d2e1f0", Target: policy.Target{DomainName: "play.example.com", AppName: "sports", StreamName: "*"},
 		Outcome: "created", Config: &policy.Config{Protocol: "LLHLS_CMAF", SegmentNum: 3, SegmentDuration: 1, PartDuration: 350, IgnoreTranscode: true},
 		At: at, Scope: "domestic",
 		Online: []Stream{{"sports", "final", "rtmp://push.example.com/sports/final"}, {"news", "evening", "rtmp://push.example.com/news/evening"}}}
@@ -63,7 +63,7 @@ func TestBuildGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const want = `{"specversion":"1.0","id":"6ddd54b633b29656443e7a36b0fade0b","source":"livepack",` +
+	const want = `{"specversion":"1.0","id":"0f1e2d3c4b5a69788796a5b4c3d2e1f0","source":"livepack",` +
 		`"type":"livepack.ingest.restart-required","subject":"play.example.com/sports/*",` +
 		`"datacontenttype":"application/json","time":"2026-11-24T08:01:00Z",` +
 		`"data":{"DomainName":"play.example.com","AppName":"sports","StreamName":"*","outcome":"created",` +
@@ -76,7 +76,7 @@ func TestBuildGolden(t *testing.T) {
 	if string(n.JSON) != want {
 		t.Fatalf("got\n%s\nwant\n%s", n.JSON, want)
 	}
-	if n.ID != "6ddd54b633b29656443e7a36b0fade0b" || len(n.ID) != 32 {
+	if n.ID != "0f1e2d3c4b5a69788796a5b4c3d2e1f0" || len(n.ID) != 32 {
 		t.Fatalf("id %q", n.ID)
 	}
 	// A CloudEvents consumer reads it as a valid 1.0 event.
@@ -109,38 +109,27 @@ func TestBuildDeletedAndUpdated(t *testing.T) {
 	}
 }
 
-func TestIDDeterministic(t *testing.T) {
+// TestIDIsTheOccurrence: a notice's id is the change occurrence's (fixed when its intent was
+// recorded), whatever else the change says; a change without one is refused, never given an id
+// derived from its content (a change that recurs would reuse it).
+func TestIDIsTheOccurrence(t *testing.T) {
 	base, _ := Build(change())
-	tests := []struct {
-		name string
-		edit func(*Change)
-		same bool
-	}{
-		{"same change", func(*Change) {}, true},
-		{"other online streams", func(c *Change) { c.Online = nil }, true},
-		{"other scope", func(c *Change) { c.Scope = "global" }, true},
-		{"other config", func(c *Change) { c.Config.SegmentNum = 4 }, false},
-		// The id is the change's: any trigger that makes or observes it, at any time, names
-		// it the same, so one delivered-notices record and every receiver deduplicate it.
-		{"other trigger, other time", func(c *Change) { c.At = c.At.Add(time.Minute) }, true},
-		{"other previous", func(c *Change) {
-			p := *c.Config
-			p.SegmentNum = 9
-			c.Outcome, c.Previous = "updated", &p
-		}, false},
-		{"other target", func(c *Change) { c.Target.AppName = "news" }, false},
-		{"deleted", func(c *Change) { c.Outcome, c.Config = "deleted", nil }, false},
-	}
-	for _, tt := range tests {
+	for _, edit := range []func(*Change){
+		func(c *Change) { c.Online = nil },
+		func(c *Change) { c.Config.SegmentNum = 4 },
+		func(c *Change) { c.Target.AppName = "news" },
+		func(c *Change) { c.At = c.At.Add(time.Minute) },
+	} {
 		c := change()
-		tt.edit(&c)
-		n, err := Build(c)
-		if err != nil {
-			t.Fatal(err)
+		edit(&c)
+		if n, err := Build(c); err != nil || n.ID != c.ID || n.ID != base.ID {
+			t.Fatalf("id %s, %v; want the change's own %s", n.ID, err, c.ID)
 		}
-		if (n.ID == base.ID) != tt.same {
-			t.Errorf("%s: id %s vs %s, same want %v", tt.name, n.ID, base.ID, tt.same)
-		}
+	}
+	c := change()
+	c.ID = ""
+	if _, err := Build(c); err == nil {
+		t.Fatal("a change without an id was built")
 	}
 	again, _ := Build(change())
 	if !bytes.Equal(again.JSON, base.JSON) {
@@ -593,7 +582,7 @@ func TestParseSinks(t *testing.T) {
 }
 
 func ExampleBuild() {
-	n, _ := Build(Change{Target: policy.Target{DomainName: "play.example.com", AppName: "sports", StreamName: "*"},
+	n, _ := Build(Change{ID: "0f1e2d3c4b5a69788796a5b4c3d2e1f0", Target: policy.Target{DomainName: "play.example.com", AppName: "sports", StreamName: "*"},
 		Outcome: "created", Config: &policy.Config{Protocol: "HLS_CMAF", SegmentNum: 3, SegmentDuration: 5, IgnoreTranscode: true},
 		At: time.Date(2026, 11, 24, 8, 1, 0, 0, time.UTC), Scope: "overseas",
 		Online: []Stream{{"sports", "final", "rtmp://push.example.com/sports/final"}}})
