@@ -3,7 +3,10 @@
 // parameters from the query or a form body, answers in the shapes the official SDKs decode,
 // enforces the AddLivePackageConfig rules with the API's error codes, and throttles each
 // AccessKey at the documented quota. Fault injection (seeded, so a run repeats) and two
-// introspection endpoints (/_emulator/calls, /_emulator/state) serve the tests.
+// introspection endpoints (/_emulator/calls, /_emulator/state) serve the tests; streams start,
+// stop and restart while it runs (/_emulator/streams), and each online stream has live
+// playback (GET /APP/STREAM.m3u8 and .mpd with the play domain as Host) built from the config
+// in force at its last publish, so a probe of what players get can be tested.
 //
 // Its rule checks are a second, independent reading of the API page: it shares no code with
 // the policy model, so a differential test can hold the two against each other.
