@@ -250,5 +250,9 @@ func printProbe(o output, verdicts []probe.Verdict) {
 		}
 		o.table("  ", []string{"", "CHECK", "EXPECTED", "FOUND"}, rows)
 	}
-	o.printf("\n%d of %s match their config.\n", matched, plural(len(verdicts), "stream"))
+	if len(verdicts) == 1 {
+		o.printf("\n%d of 1 stream matches its config.\n", matched)
+		return
+	}
+	o.printf("\n%d of %d streams match their config.\n", matched, len(verdicts))
 }

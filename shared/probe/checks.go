@@ -94,13 +94,13 @@ func (p *Prober) hlsChecks(t Target, cfg *policy.Config, h *HLS) []Check {
 		list = append(list, e)
 	}
 	slices.Sort(list)
-	media := strings.Join(list, ",")
-	if media == "" {
+	media := "media " + strings.Join(list, ",")
+	if len(list) == 0 {
 		media = "no segments yet"
 	}
-	found := "no EXT-X-MAP, media " + media
+	found := "no EXT-X-MAP, " + media
 	if h.Map != "" {
-		found = "EXT-X-MAP " + h.Map + ", media " + media
+		found = "EXT-X-MAP " + h.Map + ", " + media
 	}
 	wantCMAF := cfg != nil && cfg.Protocol != policy.LLHLSTS
 	c := Check{Name: "container", Found: found}
