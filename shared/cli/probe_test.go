@@ -109,7 +109,8 @@ func TestProbeUntilRestart(t *testing.T) {
 	}
 	code, out, _ = run(t, env, "", "probe", "-f", doc, "-o", "text")
 	if code != 0 || !strings.Contains(out, "match  play.example.com/sports/final  LLHLS_CMAF") || !strings.Contains(out, "hls part target") ||
-		!strings.Contains(out, "1 of 1 stream matches its config.") {
+		!strings.Contains(out, "1 of 1 stream matches its config.") ||
+		!strings.Contains(out, "https://play.example.com/sports/final.m3u8 200 in ") {
 		t.Fatalf("text output:\n%s", out)
 	}
 }
