@@ -12,7 +12,8 @@ DEMO_SECRET := whsec_bGl2ZXBhY2stZGVtby1zZWNyZXQtMDEyMzQ1Njc4OWFi
 .PHONY: demo test deps lint unit soak bench fuzz build build-LivepackFunction clean
 
 ## demo: the sample events through `livepack invoke`, then adopting the result with export, plan
-## and apply, against an emulator; V=1 prints the full JSON documents
+## and apply, then probing what players get before and after the ingest restarts, against an
+## emulator; V=1 prints the full JSON documents
 V ?= 0
 demo: $(BIN)
 	@tmp=$$(mktemp -d); trap 'kill $$emu 2>/dev/null || true; rm -rf "$$tmp"' EXIT; \
@@ -37,6 +38,13 @@ demo: $(BIN)
 	sed '0,/"SegmentNum": 3/s//"SegmentNum": 4/' "$$tmp/adopt.json" >"$$tmp/edited.json"; \
 	step "One edit (SegmentNum 3 -> 4 in the first policy), planned, then applied" plan -f "$$tmp/edited.json"; \
 	step "" apply -f "$$tmp/edited.json"; \
+	probe="probe -domain play.example.com -app sports -stream final"; \
+	step "What players get: the old packaging until the ingest restarts (a mismatch)" $$probe; \
+	if command -v curl >/dev/null; then \
+	  restart='{"action":"restart","DomainName":"play.example.com","AppName":"sports","StreamName":"final"}'; \
+	  printf '\n\033[1m== %s\033[0m\n$$ curl -d %s %s\n' "The encoder restarts its push; players get the new packaging" "'$$restart'" "$$LIVEPACK_ENDPOINT/_emulator/streams"; \
+	  curl -sf -d "$$restart" "$$LIVEPACK_ENDPOINT/_emulator/streams" >/dev/null; \
+	  step "" $$probe; fi; \
 	if command -v curl >/dev/null; then printf '\nLive API calls the emulator served in all: %s\n' \
 	  "$$(curl -s "$$LIVEPACK_ENDPOINT/_emulator/calls" | { grep -o '"action"' || true; } | wc -l)"; fi
 

@@ -20,9 +20,10 @@ import (
 )
 
 // Names are the keys a livepack secret may hold (on either cloud); each overrides the variable
-// of the same name. LIVEPACK_NOTIFY is among them because a chat webhook's URL holds its token.
+// of the same name. LIVEPACK_NOTIFY is among them because a chat webhook's URL holds its token,
+// LIVEPACK_PLAY_AUTH_KEY because it signs playback URLs.
 var Names = []string{"ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIBABA_CLOUD_SECURITY_TOKEN",
-	"LIVEPACK_WEBHOOK_SECRET", "LIVEPACK_NOTIFY_SECRET", "LIVEPACK_NOTIFY"}
+	"LIVEPACK_WEBHOOK_SECRET", "LIVEPACK_NOTIFY_SECRET", "LIVEPACK_NOTIFY", "LIVEPACK_PLAY_AUTH_KEY"}
 
 // defaultPort is the extension's documented default (PARAMETERS_SECRETS_EXTENSION_HTTP_PORT).
 const defaultPort = "2773"

@@ -39,7 +39,7 @@ func quote(s string) string {
 
 func TestFetch(t *testing.T) {
 	port := extension(t, map[string]string{
-		"livepack": `{"ALIBABA_CLOUD_ACCESS_KEY_ID":"LTAIx","ALIBABA_CLOUD_ACCESS_KEY_SECRET":"s3cr3t","LIVEPACK_WEBHOOK_SECRET":"whsec_abc"}`,
+		"livepack": `{"ALIBABA_CLOUD_ACCESS_KEY_ID":"LTAIx","ALIBABA_CLOUD_ACCESS_KEY_SECRET":"s3cr3t","LIVEPACK_WEBHOOK_SECRET":"whsec_abc","LIVEPACK_PLAY_AUTH_KEY":"play"}`,
 		"typo":     `{"ALIBABA_CLOUD_ACCESS_KEY":"s3cr3t"}`,
 		"text":     `s3cr3t`,
 	})
@@ -50,7 +50,7 @@ func TestFetch(t *testing.T) {
 		t.Fatal(err)
 	}
 	over := Overlay(getenv, m)
-	if over("ALIBABA_CLOUD_ACCESS_KEY_ID") != "LTAIx" || over("LIVEPACK_WEBHOOK_SECRET") != "whsec_abc" || over("LIVEPACK_RATE") != "100" {
+	if over("ALIBABA_CLOUD_ACCESS_KEY_ID") != "LTAIx" || over("LIVEPACK_WEBHOOK_SECRET") != "whsec_abc" || over("LIVEPACK_PLAY_AUTH_KEY") != "play" || over("LIVEPACK_RATE") != "100" {
 		t.Fatal("overlay does not combine the secret and the environment")
 	}
 	for _, id := range []string{"typo", "text", "missing"} {

@@ -1,5 +1,5 @@
 // Package cli provides the local command line of the livepack binary (DESIGN §2): invoke,
-// validate, plan, apply, export, schema, emulator, serve, help and version. Logs go to
+// validate, plan, apply, export, schema, emulator, serve, probe, help and version. Logs go to
 // stderr; stdout carries only results.
 //
 // Each command is one entry of the commands table: its help text and a setup function that

@@ -25,8 +25,10 @@ var emulatorCommand = &command{
 (key pair emulator / emulator-secret), the documented rules and error codes, a per-key quota and
 optional injected faults. GET /_emulator/calls lists every call, GET /_emulator/state the domains,
 streams and configs; POST /_emulator/domains adds a domain while it runs, unknown to the API for
--domain-hidden, then configuring for -domain-configuring, then online. Point LIVEPACK_ENDPOINT at
-the printed URL.`,
+-domain-hidden, then configuring for -domain-configuring, then online. POST /_emulator/streams
+starts, stops or restarts a stream's ingest, and GET /APP/STREAM.m3u8 or .mpd with a play domain
+as Host serves its playback, packaged per the config in force at its last publish. Point
+LIVEPACK_ENDPOINT at the printed URL.`,
 	exits:   "0 on SIGINT or SIGTERM\n2 usage error (bad flag, unreadable seed, address in use)",
 	example: "$ livepack emulator -addr 127.0.0.1:9000 &\nhttp://127.0.0.1:9000\n$ LIVEPACK_ENDPOINT=http://127.0.0.1:9000 livepack export",
 	setup: func(fs *flag.FlagSet, sio IO) runner {

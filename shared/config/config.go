@@ -121,6 +121,9 @@ type Config struct {
 	// AccessKey is an explicit Alibaba Cloud key (ALIBABA_CLOUD_ACCESS_KEY_ID, _SECRET and
 	// optional _SECURITY_TOKEN, possibly from a secret store); empty means the default chain.
 	AccessKey AccessKey
+	// Playback configures probing what players get (LIVEPACK_PLAY_AUTH_KEY,
+	// LIVEPACK_PLAYBACK_BASE, LIVEPACK_PROBE).
+	Playback Playback
 }
 
 // AccessKey is an Alibaba Cloud key pair, with the STS token of a temporary one. Its String
@@ -294,6 +297,7 @@ func FromEnv(host Host, getenv func(string) string) (Config, error) {
 			c.Rate = n
 		}
 	}
+	c.Playback = playbackFromEnv(getenv, bad)
 	c.Reserve = DefaultReserve
 	if v := strings.TrimSpace(getenv("LIVEPACK_RESERVE")); v != "" {
 		if r, err := parseShare(v); err != nil {

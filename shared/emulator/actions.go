@@ -344,29 +344,3 @@ func (s *Server) userDomains(req *request) (map[string]any, *apiError) {
 	return map[string]any{"PageNumber": num, "PageSize": size, "TotalCount": len(all),
 		"Domains": map[string]any{"PageData": slice(all, num, size)}}, nil
 }
-
-func (s *Server) onlineList(req *request) (map[string]any, *apiError) {
-	domain := trimmed(req.params.Get("DomainName"))
-	if domain == "" {
-		return nil, badParam("MissingParam", "DomainName is mandatory for this action")
-	}
-	num, size, err := page(req, "PageNum", "PageSize", 2000, 1, 3000)
-	if err != nil {
-		return nil, err
-	}
-	app, stream := req.params.Get("AppName"), req.params.Get("StreamName")
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, err := s.domain(domain); err != nil {
-		return nil, err
-	}
-	var all []map[string]any
-	for _, o := range s.state.OnlineStreams {
-		if strings.EqualFold(o.DomainName, domain) && (app == "" || o.AppName == app) && (stream == "" || o.StreamName == stream) {
-			all = append(all, map[string]any{"DomainName": o.DomainName, "AppName": o.AppName, "StreamName": o.StreamName,
-				"PublishUrl": o.PublishURL, "PublishTime": o.PublishTime, "PublishType": "edge", "Transcoded": "no"})
-		}
-	}
-	return map[string]any{"PageNum": num, "PageSize": size, "TotalNum": len(all), "TotalPage": totalPages(len(all), size),
-		"OnlineInfo": map[string]any{"LiveStreamOnlineInfo": slice(all, num, size)}}, nil
-}

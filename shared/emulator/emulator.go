@@ -3,7 +3,10 @@
 // parameters from the query or a form body, answers in the shapes the official SDKs decode,
 // enforces the AddLivePackageConfig rules with the API's error codes, and throttles each
 // AccessKey at the documented quota. Fault injection (seeded, so a run repeats) and two
-// introspection endpoints (/_emulator/calls, /_emulator/state) serve the tests. On the same
+// introspection endpoints (/_emulator/calls, /_emulator/state) serve the tests; streams start,
+// stop and restart while it runs (/_emulator/streams), and each online stream has live
+// playback (GET /APP/STREAM.m3u8 and .mpd with the play domain as Host) built from the config
+// in force at its last publish, so a probe of what players get can be tested. On the same
 // server it answers the Tablestore operations of livepack's state store, on the Tablestore
 // SDK's wire protocol (tablestore.go).
 //
@@ -39,6 +42,9 @@ type Domain struct {
 	DomainStatus   string `json:"DomainStatus"`
 	Region         string `json:"Region"`
 	Scope          string `json:"Scope"`
+	// PlayAuthKey turns on URL authentication type A for the domain's playback: a manifest
+	// request without a valid auth_key signed with it is refused with 403.
+	PlayAuthKey string `json:"PlayAuthKey,omitempty"`
 }
 
 // Stream is an online stream.
@@ -48,6 +54,14 @@ type Stream struct {
 	StreamName  string `json:"StreamName"`
 	PublishURL  string `json:"PublishUrl"`
 	PublishTime string `json:"PublishTime"`
+	// TranscodeTemplates are the transcoding templates applied to the stream: each makes a
+	// transcoded copy named STREAM_TEMPLATE, listed with Transcoded "yes" (StreamType all or
+	// trans) and played back like the stream.
+	TranscodeTemplates []string `json:"TranscodeTemplates,omitempty"`
+	// Packaging is the package config that matched the stream when it last started
+	// publishing: the one its playback is built from, since a config change takes effect only
+	// after the ingest restarts. The emulator sets it; nil means plain HLS (TS segments).
+	Packaging *PackageConfig `json:"Packaging,omitempty"`
 }
 
 // PackageConfig is a stored package config, as DescribeLivePackageConfig reports it.
@@ -67,22 +81,26 @@ type Seed struct {
 	Domains        []Domain        `json:"domains"`
 	OnlineStreams  []Stream        `json:"onlineStreams"`
 	PackageConfigs []PackageConfig `json:"packageConfigs"`
+	// PublishHistory is what DescribeLiveStreamsPublishList serves: past ingests (with
+	// StopTime) and the open record of each online stream. A seed may give past ingests; the
+	// online streams' records are added at start.
+	PublishHistory []Publish `json:"publishHistory,omitempty"`
 }
 
 // DefaultSeed is the embedded seed: the domains the sample events name.
 func DefaultSeed() Seed {
 	return Seed{
 		Domains: []Domain{
-			{"play.example.com", "liveVideo", "online", "cn-shanghai", "domestic"},
-			{"push.example.com", "liveEdge", "online", "cn-shanghai", "domestic"},
-			{"new.example.com", "liveVideo", "online", "cn-shanghai", "domestic"},
-			{"global.example.com", "liveVideo", "online", "cn-shanghai", "global"},
-			{"staging.example.com", "liveVideo", "configuring", "cn-shanghai", "domestic"},
+			{DomainName: "play.example.com", LiveDomainType: "liveVideo", DomainStatus: "online", Region: "cn-shanghai", Scope: "domestic"},
+			{DomainName: "push.example.com", LiveDomainType: "liveEdge", DomainStatus: "online", Region: "cn-shanghai", Scope: "domestic"},
+			{DomainName: "new.example.com", LiveDomainType: "liveVideo", DomainStatus: "online", Region: "cn-shanghai", Scope: "domestic"},
+			{DomainName: "global.example.com", LiveDomainType: "liveVideo", DomainStatus: "online", Region: "cn-shanghai", Scope: "global"},
+			{DomainName: "staging.example.com", LiveDomainType: "liveVideo", DomainStatus: "configuring", Region: "cn-shanghai", Scope: "domestic"},
 		},
 		OnlineStreams: []Stream{
-			{"play.example.com", "sports", "final", "rtmp://push.example.com/sports/final", "2026-11-24T08:00:00Z"},
-			{"play.example.com", "news", "evening", "rtmp://push.example.com/news/evening", "2026-11-24T07:30:00Z"},
-			{"global.example.com", "sports", "match", "rtmp://push.example.com/sports/match", "2026-11-24T07:45:00Z"},
+			{DomainName: "play.example.com", AppName: "sports", StreamName: "final", PublishURL: "rtmp://push.example.com/sports/final", PublishTime: "2026-11-24T08:00:00Z"},
+			{DomainName: "play.example.com", AppName: "news", StreamName: "evening", PublishURL: "rtmp://push.example.com/news/evening", PublishTime: "2026-11-24T07:30:00Z"},
+			{DomainName: "global.example.com", AppName: "sports", StreamName: "match", PublishURL: "rtmp://push.example.com/sports/match", PublishTime: "2026-11-24T07:45:00Z"},
 		},
 		PackageConfigs: []PackageConfig{},
 	}
@@ -220,6 +238,7 @@ func New(opts Options) *Server {
 	s.state.Domains = append([]Domain{}, opts.Seed.Domains...)
 	s.state.OnlineStreams = append([]Stream{}, opts.Seed.OnlineStreams...)
 	s.state.PackageConfigs = append([]PackageConfig{}, opts.Seed.PackageConfigs...)
+	s.seedStreams(opts.Seed)
 	return s
 }
 
@@ -258,7 +277,7 @@ func (s *Server) State() Seed {
 	defer s.mu.Unlock()
 	s.settle()
 	return Seed{Domains: append([]Domain{}, s.state.Domains...), OnlineStreams: append([]Stream{}, s.state.OnlineStreams...),
-		PackageConfigs: append([]PackageConfig{}, s.state.PackageConfigs...)}
+		PackageConfigs: append([]PackageConfig{}, s.state.PackageConfigs...), PublishHistory: append([]Publish{}, s.state.PublishHistory...)}
 }
 
 // apiError is an error answer in the API's body shape.
@@ -287,9 +306,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/_emulator/domains":
 		s.serveAddDomain(w, r)
 		return
+	case "/_emulator/streams":
+		s.serveStreams(w, r)
+		return
 	}
 	if isTablestore(r) {
 		s.serveTablestore(w, r)
+		return
+	}
+	if isPlayback(r) {
+		s.servePlayback(w, r)
 		return
 	}
 	req, aerr := s.authenticate(r)
@@ -389,6 +415,8 @@ func (s *Server) dispatch(req *request) (map[string]any, *apiError) {
 		return s.userDomains(req)
 	case "DescribeLiveStreamsOnlineList":
 		return s.onlineList(req)
+	case "DescribeLiveStreamsPublishList":
+		return s.publishList(req)
 	case "":
 		return nil, fail(http.StatusBadRequest, "MissingParameter", "The input parameter \"Action\" that is mandatory for processing this request is not supplied.")
 	}

@@ -217,7 +217,7 @@ func TestPagination(t *testing.T) {
 		seed.PackageConfigs = append(seed.PackageConfigs, PackageConfig{DomainName: "play.example.com", AppName: fmt.Sprintf("app%02d", i), StreamName: "*", Protocol: "HLS_CMAF", SegmentNum: 3, SegmentDuration: 5, IgnoreTranscode: true})
 	}
 	for i := range 60 {
-		seed.Domains = append(seed.Domains, Domain{fmt.Sprintf("d%02d.example.com", i), "liveVideo", "online", "cn-shanghai", "domestic"})
+		seed.Domains = append(seed.Domains, Domain{DomainName: fmt.Sprintf("d%02d.example.com", i), LiveDomainType: "liveVideo", DomainStatus: "online", Region: "cn-shanghai", Scope: "domestic"})
 	}
 	_, url := start(t, Options{Seed: seed})
 	c := newSDK(t, url, AccessKeyID, AccessKeySecret, false)

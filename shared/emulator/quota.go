@@ -30,6 +30,8 @@ func quotaOf(action string, rate int) (string, int) {
 		q = 3000 // 50/s
 	case "DescribeLiveUserDomains":
 		q = 6000 // 100/s
+	case "DescribeLiveStreamsPublishList":
+		q = 180 // 3/s
 	default:
 		return "package", rate
 	}

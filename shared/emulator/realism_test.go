@@ -273,7 +273,7 @@ func checkEcho(t *testing.T, rec *httptest.ResponseRecorder, stringToSign string
 func TestUserDomainsSearch(t *testing.T) {
 	seed := DefaultSeed()
 	for _, n := range []string{"play.example.org", "replay.example.com", "Play2.example.com"} {
-		seed.Domains = append(seed.Domains, Domain{n, "liveVideo", "online", "cn-shanghai", "domestic"})
+		seed.Domains = append(seed.Domains, Domain{DomainName: n, LiveDomainType: "liveVideo", DomainStatus: "online", Region: "cn-shanghai", Scope: "domestic"})
 	}
 	_, url := start(t, Options{Seed: seed})
 	c := newSDK(t, url, AccessKeyID, AccessKeySecret, false)

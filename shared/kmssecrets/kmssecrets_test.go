@@ -25,14 +25,14 @@ func staticCred(t *testing.T, id, secret string) credentials.Credential {
 // request's signature as KMS does.
 func TestFetch(t *testing.T) {
 	srv := httptest.NewServer(emulator.New(emulator.Options{Secrets: map[string]string{
-		"livepack": `{"LIVEPACK_WEBHOOK_SECRET":"whsec_abc","LIVEPACK_NOTIFY_SECRET":"whsec_def"}`,
+		"livepack": `{"LIVEPACK_WEBHOOK_SECRET":"whsec_abc","LIVEPACK_NOTIFY_SECRET":"whsec_def","LIVEPACK_PLAY_AUTH_KEY":"play"}`,
 		"typo":     `{"LIVEPACK_WEBHOOK_SECRT":"s3cr3t"}`,
 		"text":     `s3cr3t`,
 	}}))
 	defer srv.Close()
 	o := Options{Region: "cn-shanghai", Endpoint: srv.URL, Credential: staticCred(t, emulator.AccessKeyID, emulator.AccessKeySecret)}
 	m, err := Fetch(context.Background(), "livepack", o)
-	if err != nil || m["LIVEPACK_WEBHOOK_SECRET"] != "whsec_abc" || m["LIVEPACK_NOTIFY_SECRET"] != "whsec_def" {
+	if err != nil || m["LIVEPACK_WEBHOOK_SECRET"] != "whsec_abc" || m["LIVEPACK_NOTIFY_SECRET"] != "whsec_def" || m["LIVEPACK_PLAY_AUTH_KEY"] != "play" {
 		t.Fatalf("%v %v", m, err)
 	}
 	for name, want := range map[string]string{"typo": "unknown keys LIVEPACK_WEBHOOK_SECRT", "text": "not a JSON object",

@@ -346,7 +346,8 @@ func (c *Client) ListDomains(ctx context.Context, liveDomainType, status string)
 	}
 }
 
-// OnlineStreams returns every stream being pushed to domain now.
+// OnlineStreams returns every stream being pushed to domain now: the raw streams only
+// (StreamType raw), since a transcoded copy is the same ingest under another name.
 func (c *Client) OnlineStreams(ctx context.Context, domain string) ([]Stream, error) {
 	var all []Stream
 	for page := 1; ; page++ {
@@ -360,7 +361,7 @@ func (c *Client) OnlineStreams(ctx context.Context, domain string) ([]Stream, er
 				}
 			}
 		}
-		if err := c.call(ctx, "DescribeLiveStreamsOnlineList", map[string]any{"DomainName": domain, "PageNum": page, "PageSize": 3000}, &out); err != nil {
+		if err := c.call(ctx, "DescribeLiveStreamsOnlineList", map[string]any{"DomainName": domain, "PageNum": page, "PageSize": 3000, "StreamType": "raw"}, &out); err != nil {
 			return nil, err
 		}
 		for _, s := range out.OnlineInfo.LiveStreamOnlineInfo {

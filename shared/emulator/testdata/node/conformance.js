@@ -1,6 +1,7 @@
 // Runs the official Alibaba Cloud Node SDK core (@alicloud/openapi-client, generic callApi) against
 // a running livepack Live OpenAPI emulator: Add, Describe, Update, Describe, Delete, and the error
-// cases, checking the documented shapes and codes. Usage: node conformance.js http://127.0.0.1:PORT
+// cases, then the online list and the publish history of a stream pushed while it runs, checking
+// the documented shapes and codes. Usage: node conformance.js http://127.0.0.1:PORT
 'use strict';
 const assert = require('node:assert/strict');
 const OpenApi = require('@alicloud/openapi-client');
@@ -59,6 +60,39 @@ async function sequence(c, app) {
   assert.equal(body.TotalNum, 0);
 }
 
+// Streams: an encoder starts, restarts and stops a push through /_emulator/streams; the SDK sees
+// it in DescribeLiveStreamsOnlineList (light listing, raw only, paging) and in the publish history.
+async function streams(c) {
+  const post = async (body) => {
+    const res = await fetch(new URL('/_emulator/streams', base), { method: 'POST', body: JSON.stringify(body) });
+    assert.equal(res.status, 200, `${body.action}: status`);
+    return res.json();
+  };
+  const stream = { DomainName: 'play.example.com', AppName: 'node', StreamName: 'cam' };
+  const started = await post({ action: 'start', ...stream, TranscodeTemplates: ['lhd'] });
+  assert.match(started.PublishTime, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+  let online = await call(c, 'DescribeLiveStreamsOnlineList', { DomainName: 'play.example.com', AppName: 'node' });
+  assert.deepEqual(online.OnlineInfo.LiveStreamOnlineInfo.map((s) => `${s.StreamName}:${s.Transcoded}`), ['cam:no', 'cam_lhd:yes']);
+  online = await call(c, 'DescribeLiveStreamsOnlineList', { DomainName: 'play.example.com', AppName: 'node', StreamType: 'raw', OnlyStream: 'yes' });
+  assert.deepEqual(online.OnlineInfo.LiveStreamOnlineInfo, [{ ...stream, PublishTime: started.PublishTime }]);
+  online = await call(c, 'DescribeLiveStreamsOnlineList', { DomainName: 'play.example.com', PageSize: 1, PageNum: 2 });
+  assert.equal(online.OnlineInfo.LiveStreamOnlineInfo.length, 1);
+  assert.equal(online.PageNum, 2);
+  assert.ok(online.TotalNum >= 3 && online.TotalPage === online.TotalNum);
+  await post({ action: 'restart', ...stream });
+  const stopped = await post({ action: 'stop', ...stream });
+  assert.ok(stopped.StopTime >= stopped.PublishTime);
+  const day = 24 * 3600 * 1000;
+  const iso = (ms) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const history = await call(c, 'DescribeLiveStreamsPublishList', {
+    DomainName: 'play.example.com', AppName: 'node', StartTime: iso(Date.now() - day), EndTime: iso(Date.now() + day),
+  });
+  const rows = history.PublishInfo.LiveStreamPublishInfo;
+  assert.deepEqual(rows.map((r) => `${r.StreamName}:${r.Transcoded}:${Boolean(r.StopTime)}`), ['cam:no:true', 'cam:no:true']);
+  assert.equal(history.TotalNum, 2);
+  await fails(c, 'DescribeLiveStreamsPublishList', { DomainName: 'play.example.com', StartTime: iso(Date.now()) }, 400, 'MissingParam');
+}
+
 async function main() {
   const v3 = client('emulator', 'emulator-secret');
   await sequence(v3, 'node-v3');
@@ -82,6 +116,7 @@ async function main() {
   assert.ok(domains.TotalCount >= 3);
   const online = await call(v3, 'DescribeLiveStreamsOnlineList', { DomainName: 'play.example.com' });
   assert.ok(online.OnlineInfo.LiveStreamOnlineInfo.some((s) => s.StreamName === 'final' && s.PublishUrl));
+  await streams(v3);
   const calls = await (await fetch(new URL('/_emulator/calls', base))).json();
   const schemes = new Set(calls.map((c) => c.signature));
   assert.ok(schemes.has('V3') && schemes.has('V1'), `signature schemes seen: ${[...schemes]}`);
