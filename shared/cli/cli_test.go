@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/gomodule/redigo/redis"
+	"github.com/livepack/livepack/shared/config"
 	"github.com/livepack/livepack/shared/emulator"
 	"github.com/livepack/livepack/shared/redistest"
 )
@@ -101,7 +102,8 @@ func TestInvokeWithRedisState(t *testing.T) {
 	if code != 0 || !strings.Contains(out, `"replayed": true`) {
 		t.Fatalf("second: exit %d\n%s\n%s", code, out, errs)
 	}
-	if n, err := redis.Int(rdb.Do(context.Background(), "EXISTS", "livepack:{cli.cn-shanghai}:quota:package")); err != nil || n != 1 {
+	ns := "cli.cn-shanghai." + config.AccountDigest(env["LIVEPACK_ENDPOINT"], func(k string) string { return env[k] })
+	if n, err := redis.Int(rdb.Do(context.Background(), "EXISTS", "livepack:{"+ns+"}:quota:package")); err != nil || n != 1 {
 		t.Fatalf("the shared quota key is missing: %d %v", n, err)
 	}
 }
