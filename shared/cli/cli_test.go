@@ -74,8 +74,8 @@ func TestInvokeEmbeddedEmulator(t *testing.T) {
 	if !strings.Contains(errs, "embedded") {
 		t.Errorf("the embedded emulator is not announced on stderr: %s", errs)
 	}
-	if !strings.Contains(out, `"type":"livepack.ingest.restart-required"`) || !strings.Contains(out, `"outcome": "created"`) {
-		t.Fatalf("stdout lacks the notice or the created outcome:\n%s", out)
+	if !json.Valid([]byte(out)) || !strings.Contains(out, `"type": "livepack.ingest.restart-required"`) || !strings.Contains(out, `"outcome": "created"`) {
+		t.Fatalf("stdout is not one result document carrying the notice and the created outcome:\n%s", out)
 	}
 	code, out, _ = run(t, env, "", "invoke", "-event", "../../events/policies-invalid.json")
 	if code != 1 || !strings.Contains(out, `"outcome": "invalid"`) {
