@@ -170,8 +170,8 @@ func TestServeAnswersWithinDeadline(t *testing.T) {
 		}
 		statuses = append(statuses, resp.StatusCode)
 	}
-	if statuses[0] != http.StatusOK || statuses[3] != http.StatusTooManyRequests {
-		t.Fatalf("statuses %v: want the first 200 and, the quota spent, the last 429", statuses)
+	if statuses[0] != http.StatusOK || statuses[2] != http.StatusTooManyRequests || statuses[3] != http.StatusTooManyRequests {
+		t.Fatalf("statuses %v: want the first 200 and, the quota spent, the third and fourth 429", statuses)
 	}
 }
 
@@ -493,5 +493,23 @@ func TestNothingSilentlyEmpty(t *testing.T) {
 	}
 	if got := noticeLine(output{}, apply.NoticeResult{ID: pass.ID}, pass.JSON); !strings.HasPrefix(got, "reconcile pass 2 complete: 3 play domains checked, 1 config differs from the policies") {
 		t.Fatalf("pass-complete notice: %s", got)
+	}
+}
+
+// TestDemoExportsToAFile: make demo writes its export with -out, the file flag; -o is a format.
+func TestDemoExportsToAFile(t *testing.T) {
+	mk := readFile(t, "../../Makefile")
+	n := 0
+	for _, line := range strings.Split(mk, "\n") {
+		if !strings.Contains(line, "$(BIN) export") {
+			continue
+		}
+		n++
+		if !strings.Contains(line, " -out ") || regexp.MustCompile(` -o [^ ]*json`).MatchString(line) {
+			t.Errorf("the demo's export does not write its file with -out: %s", line)
+		}
+	}
+	if n == 0 {
+		t.Fatal("the demo runs no export")
 	}
 }
