@@ -16,9 +16,12 @@ import (
 	"time"
 
 	"github.com/livepack/livepack/shared/apply"
+	"github.com/livepack/livepack/shared/config"
 	"github.com/livepack/livepack/shared/emulator"
 	"github.com/livepack/livepack/shared/idempotency"
+	"github.com/livepack/livepack/shared/intake"
 	"github.com/livepack/livepack/shared/notify"
+	"github.com/livepack/livepack/shared/policy"
 	"github.com/livepack/livepack/shared/webhooksig"
 )
 
@@ -481,6 +484,13 @@ func TestNothingSilentlyEmpty(t *testing.T) {
 		t.Fatalf("a key in progress: %s", hint)
 	}
 	var b bytes.Buffer
+	held := &apply.Result{Trigger: "direct", Key: "k1", Results: []apply.PolicyResult{}}
+	explain(held, intake.Request{Kind: intake.Direct}, invocation{}, fmt.Errorf("apply: k1: %w", idempotency.ErrInProgress))
+	printInvocation(output{w: &b, headers: true}, held, 0, nil, invocation{})
+	if strings.Contains(b.String(), "OUTCOME") || !strings.Contains(b.String(), "free within 12s") {
+		t.Fatalf("a key in progress, in text: an empty table, or no word of when to retry:\n%s", b.String())
+	}
+	b.Reset()
 	res := &apply.Result{Trigger: "schedule", Results: []apply.PolicyResult{{DomainName: "d.example.com", AppName: "a", StreamName: "*", Outcome: apply.Skipped, Drift: "delete"}},
 		Reconcile: &apply.ReconcileSummary{Mode: "report", Truncated: 7}}
 	printInvocation(output{w: &b}, res, 0, nil, invocation{})
@@ -511,5 +521,30 @@ func TestDemoExportsToAFile(t *testing.T) {
 	}
 	if n == 0 {
 		t.Fatal("the demo runs no export")
+	}
+}
+
+// TestRetryAfterCrashSaysWhen: a document whose key a crashed run still holds (its lease not yet
+// lapsed) exits 1, and both the result and stderr say when the key is free.
+func TestRetryAfterCrashSaysWhen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	env := map[string]string{"LIVEPACK_ENDPOINT": startEmulator(t), "LIVEPACK_STATE": "file:" + path, "HOME": t.TempDir()}
+	raw := `{"id": "crashed-1", "policies": [{"DomainName":"play.example.com","AppName":"a","StreamName":"*","Protocol":"HLS_CMAF"}]}`
+	doc, err := policy.Parse([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := idempotency.NewFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := config.DefaultNamespace(config.CLI, config.DefaultRegion, func(k string) string { return env[k] })
+	if _, _, err := f.Acquire(context.Background(), ns+"/direct:crashed-1", policy.Hash(doc), idempotency.LeaseUntil(time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	_ = f.Close()
+	code, out, errs := run(t, env, raw, "apply", "-o", "text")
+	if code != 1 || !strings.Contains(out, "free within 12s") || strings.Contains(out, "OUTCOME") || !strings.Contains(errs, "run the command again then") {
+		t.Fatalf("apply of a held key: exit %d\n%s\n%s", code, out, errs)
 	}
 }

@@ -72,7 +72,9 @@ func printInvocation(o output, res *apply.Result, status int, body []byte, inv i
 	if o.headers {
 		header = []string{"OUTCOME", "TARGET", "CHANGE"}
 	}
-	o.table("  ", header, rows)
+	if len(rows) > 0 {
+		o.table("  ", header, rows)
+	}
 	if rc := res.Reconcile; rc != nil && rc.Truncated > 0 {
 		o.printf("  … and %d more (the result lists at most %d; the outcomes above count every config)\n", rc.Truncated, len(res.Results))
 	}
