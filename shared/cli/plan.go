@@ -34,9 +34,9 @@ With -prune, the configs of the document's domains (those its policies name and 
 "domains" lists) that the document does not name are planned for deletion. An invalid document
 is refused with every error, before any call.`,
 	exits: `0 no change (or any successful plan without -detailed-exitcode)
-1 error: an invalid document, an unreadable domain, a failed call; without -detailed-exitcode,
-  2 is a usage or configuration error, and with it, such errors exit 1 as well
-2 changes planned (with -detailed-exitcode); a usage or configuration error otherwise`,
+1 error: an invalid document, an unreadable domain, a failed call; with -detailed-exitcode,
+  every error, usage and configuration included
+2 changes planned (with -detailed-exitcode); without it, a usage or configuration error`,
 	example: `$ livepack export -domain 'play.example.com' -out policies.json
 $ livepack plan -f policies.json -prune -detailed-exitcode`,
 	logs:      true,

@@ -548,3 +548,16 @@ func TestRetryAfterCrashSaysWhen(t *testing.T) {
 		t.Fatalf("apply of a held key: exit %d\n%s\n%s", code, out, errs)
 	}
 }
+
+// TestEarlierNoticesListed: a notice the stdout sink delivered that the result does not list (an
+// earlier run's, delivered now) is added to the result with its event, so none is lost from the
+// one JSON document; a listed one gets its event and is not added twice.
+func TestEarlierNoticesListed(t *testing.T) {
+	byID, order := noticeLines(strings.NewReader(`{"id":"n1","type":"livepack.ingest.restart-required"}` + "\n" + `{"id":"n0","type":"livepack.ingest.restart-required"}` + "\n"))
+	res := &apply.Result{Notices: []apply.NoticeResult{{ID: "n1", Sinks: map[string]string{"stdout": "delivered"}}}}
+	withNotices(res, invocation{notices: byID, extra: order})
+	if len(res.Notices) != 2 || res.Notices[1].ID != "n0" || len(res.Notices[0].Event) == 0 || len(res.Notices[1].Event) == 0 ||
+		res.Notices[1].Sinks["stdout"] != "delivered" {
+		t.Fatalf("notices: %+v", res.Notices)
+	}
+}
