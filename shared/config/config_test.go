@@ -174,8 +174,12 @@ func TestCLINamespaceFollowsEndpointAndAccount(t *testing.T) {
 	keyA2 := ns(map[string]string{"LIVEPACK_ENDPOINT": "https://live.aliyuncs.com/", "ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAIaaaa", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "s2"})
 	keyB := ns(map[string]string{"LIVEPACK_ENDPOINT": "live.aliyuncs.com", "ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAIbbbb", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "s1"})
 	keyAsg := ns(map[string]string{"LIVEPACK_ENDPOINT": "live.ap-southeast-1.aliyuncs.com", "ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAIaaaa", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "s1"})
+	roleA := ns(map[string]string{"LIVEPACK_ENDPOINT": "live.aliyuncs.com", "ALIBABA_CLOUD_ROLE_ARN": "acs:ram::1:role/a"})
+	roleB := ns(map[string]string{"LIVEPACK_ENDPOINT": "live.aliyuncs.com", "ALIBABA_CLOUD_ROLE_ARN": "acs:ram::1:role/b"})
+	profile := ns(map[string]string{"LIVEPACK_ENDPOINT": "live.aliyuncs.com", "ALIBABA_CLOUD_PROFILE": "prod"})
+	chain := ns(map[string]string{"LIVEPACK_ENDPOINT": "live.aliyuncs.com"})
 	seen := map[string]bool{}
-	for _, n := range []string{emuA, emuB, keyA, keyB, keyAsg} {
+	for _, n := range []string{emuA, emuB, keyA, keyB, keyAsg, roleA, roleB, profile, chain} {
 		if !strings.HasPrefix(n, "cli.cn-shanghai.") || len(n) != len("cli.cn-shanghai.")+8 || !namespaceOK(n) {
 			t.Errorf("namespace %q: want cli.cn-shanghai.<8 hex digits>", n)
 		}
