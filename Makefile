@@ -31,8 +31,8 @@ demo: $(BIN)
 	step "An invalid policy is refused with the API's error codes, before any call" invoke -event events/policies-invalid.json; \
 	step "A new ingest domain is skipped" invoke -event events/domain-created-ingest.json; \
 	step "The scheduled reconcile reports drift from the default policies" invoke -event events/fc-timer-report.json; \
-	printf '\n\033[1m== %s\033[0m\n$$ livepack export -domain play.example.com -o adopt.json\n' "Adopting what is there: every config as a policy document"; \
-	$(BIN) export -domain play.example.com -o "$$tmp/adopt.json" 2>>"$$tmp/livepack.log"; \
+	printf '\n\033[1m== %s\033[0m\n$$ livepack export -domain play.example.com -out adopt.json\n' "Adopting what is there: every config as a policy document"; \
+	$(BIN) export -domain play.example.com -out "$$tmp/adopt.json" 2>>"$$tmp/livepack.log"; \
 	if [ "$(V)" = 1 ]; then cat "$$tmp/adopt.json"; else n=$$(grep -c '"DomainName"' "$$tmp/adopt.json"); echo "$$n polic$$([ "$$n" = 1 ] && echo y || echo ies) exported"; fi; \
 	step "Its plan shows no change" plan -f "$$tmp/adopt.json" -prune; \
 	sed '0,/"SegmentNum": 3/s//"SegmentNum": 4/' "$$tmp/adopt.json" >"$$tmp/edited.json"; \

@@ -147,8 +147,10 @@ func Plan(ctx context.Context, api liveapi.API, policies []policy.Policy, prune 
 
 // Export reads every package config of the account's play domains whose name matches glob
 // ("" or "*" for all) as a policy document that states every setting, so validating it changes
-// nothing and planning it shows no change. Calls: the DescribeLiveUserDomains pages, then one
-// DescribeLivePackageConfig per domain (a page per 30 configs).
+// nothing and planning it shows no change. The document's Domains lists every domain read,
+// those without configs included, so pruning by it covers exactly what was exported. Calls:
+// the DescribeLiveUserDomains pages, then one DescribeLivePackageConfig per domain (a page per
+// 30 configs).
 func Export(ctx context.Context, api liveapi.API, glob string) (policy.Document, error) {
 	doc := policy.Document{Policies: []policy.Policy{}}
 	if glob == "" {
@@ -166,6 +168,7 @@ func Export(ctx context.Context, api liveapi.API, glob string) (policy.Document,
 		if ok, _ := path.Match(glob, d.DomainName); !ok {
 			continue
 		}
+		doc.Domains = append(doc.Domains, d.DomainName)
 		cs, err := api.DescribePackageConfigs(ctx, d.DomainName)
 		if err != nil {
 			return doc, fmt.Errorf("export: configs of %s: %w", d.DomainName, err)

@@ -1,6 +1,10 @@
-// Package cli provides the local command line of the livepack binary (DESIGN §2): invoke,
-// validate, plan, apply, export, schema, emulator, serve, probe, help and version. Logs go to
-// stderr; stdout carries only results.
+// Package cli provides the local command line of the livepack binary: invoke, validate, plan,
+// apply, export, schema, emulator, serve, probe, help and version. Logs go to stderr; stdout carries
+// only results.
+//
+// Exit codes follow one table (README.md, "Exit codes"): 0 success, 1 an error, 2 a usage or
+// configuration error, except `plan -detailed-exitcode`, where 2 means "changes planned" and
+// every error, usage included, exits 1.
 //
 // Each command is one entry of the commands table: its help text and a setup function that
 // registers its flags and returns what runs it, so adding a flag is one line in that setup and
@@ -26,9 +30,14 @@ import (
 
 // Exit codes.
 const (
-	ExitOK     = 0
+	ExitOK = 0
+	// ExitFailed: the command ran and failed: an invalid document or event, a policy invalid
+	// or failed, an event not applied, a call that failed, a file that cannot be written.
 	ExitFailed = 1
-	ExitUsage  = 2
+	// ExitUsage: the command could not run as given: an unknown command or flag, a bad flag
+	// value, an unexpected argument, an input file that cannot be read, a bad configuration
+	// variable or no credentials.
+	ExitUsage = 2
 )
 
 // IO is the process's standard streams and environment.
@@ -38,6 +47,12 @@ type IO struct {
 	Getenv         func(string) string
 	// IsTerminal reports whether Stdout is a terminal; nil asks the operating system.
 	IsTerminal func() bool
+	// StderrIsTerminal reports whether Stderr is a terminal, where logs show warnings and
+	// errors only (unless -v) and a progress bar may draw; nil asks the operating system.
+	StderrIsTerminal func() bool
+
+	// verbose is the command's -v flag.
+	verbose *bool
 }
 
 // runner runs a command once its flags are parsed; args are the positional arguments of the
@@ -57,6 +72,11 @@ type command struct {
 	example string
 	// positional: the command takes arguments besides its flags.
 	positional bool
+	// logs: the command logs to stderr, and takes -v.
+	logs bool
+	// usageExit, when set, is the exit code of a usage error given the command's arguments
+	// (plan -detailed-exitcode gives 2 another meaning); ExitUsage otherwise.
+	usageExit func(args []string) int
 	// setup registers the command's flags on fs and returns the function that runs it.
 	setup func(fs *flag.FlagSet, sio IO) runner
 }
@@ -99,21 +119,34 @@ func Main(ctx context.Context, args []string, sio IO) int {
 	fs := flag.NewFlagSet("livepack "+cmd.name, flag.ContinueOnError)
 	// Parse errors are reported below in one line; help goes to stdout.
 	fs.SetOutput(io.Discard)
+	sio.verbose = commonFlags(fs, cmd)
 	run := cmd.setup(fs, sio)
+	usageExit := ExitUsage
+	if cmd.usageExit != nil {
+		usageExit = cmd.usageExit(args[1:])
+	}
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			printHelp(sio.Stdout, cmd)
 			return ExitOK
 		}
 		fmt.Fprintf(sio.Stderr, "livepack %s: %v\nrun 'livepack help %s' for its flags\n", cmd.name, err, cmd.name)
-		return ExitUsage
+		return usageExit
 	}
 	if fs.NArg() > 0 && !cmd.positional {
 		fmt.Fprintf(sio.Stderr, "livepack %s: unexpected argument %q (flags come as -name value)\nrun 'livepack help %s' for its flags\n",
 			cmd.name, fs.Arg(0), cmd.name)
-		return ExitUsage
+		return usageExit
 	}
 	return run(ctx, fs.Args())
+}
+
+// commonFlags registers the flags every command of a kind shares: -v on those that log.
+func commonFlags(fs *flag.FlagSet, c *command) *bool {
+	if !c.logs {
+		return nil
+	}
+	return fs.Bool("v", false, "log at INFO level on a terminal too (there, by default, only warnings and errors)")
 }
 
 // suggest names the command a mistyped one most likely meant.
@@ -141,6 +174,7 @@ func usage(w io.Writer) {
 func printHelp(w io.Writer, c *command) {
 	fmt.Fprintf(w, "livepack %s: %s\n\nusage: livepack %s %s\n\n%s\n", c.name, c.summary, c.name, c.usage, strings.TrimSpace(c.about))
 	fs := flag.NewFlagSet("livepack "+c.name, flag.ContinueOnError)
+	commonFlags(fs, c)
 	c.setup(fs, IO{})
 	n := 0
 	fs.VisitAll(func(*flag.Flag) { n++ })
@@ -227,8 +261,26 @@ func versionLine() string {
 	return line + " " + info.GoVersion
 }
 
-func logger(w io.Writer) *slog.Logger {
-	return slog.New(handler.LogHandler(slog.NewTextHandler(w, nil)))
+// logger logs as text on stderr: at INFO level when stderr is a file or a pipe (a script or CI
+// keeps every line), and on a terminal only warnings and errors unless -v is given, so the
+// lines a person reads are the results.
+func logger(sio IO) *slog.Logger {
+	level := slog.LevelInfo
+	if sio.stderrTerminal() && (sio.verbose == nil || !*sio.verbose) {
+		level = slog.LevelWarn
+	}
+	return slog.New(handler.LogHandler(slog.NewTextHandler(sio.Stderr, &slog.HandlerOptions{Level: level})))
+}
+
+// failf prints one error line of command name on stderr.
+func failf(sio IO, name, format string, args ...any) {
+	fmt.Fprintf(sio.Stderr, "livepack %s: %s\n", name, fmt.Sprintf(format, args...))
+}
+
+// message is err as a person reads it: without the package prefixes ("export: ", "host: ")
+// that repeat the command's own name or say nothing to a user.
+func message(err error) string {
+	return strings.NewReplacer("handler: ", "", "intake: ", "", "apply: ", "", "export: ", "", "plan: ", "", "host: ", "").Replace(err.Error())
 }
 
 // readInput reads FILE, or stdin for "-" or "".
@@ -246,22 +298,29 @@ func readInput(path string, stdin io.Reader) ([]byte, error) {
 	return b, nil
 }
 
-// setup reads the configuration and wires the handler; a failure is a usage error, reported
-// as one line naming the variable.
-func setup(ctx context.Context, sio IO, o host.Options) (*host.Wiring, *slog.Logger, int) {
-	log := logger(sio.Stderr)
+// wired is what setup returns: the wiring, the configuration it was built from and the logger.
+type wired struct {
+	*host.Wiring
+	cfg config.Config
+	log *slog.Logger
+}
+
+// setup reads the configuration and wires the handler; a failure (a bad variable, no
+// credentials) is a usage error, reported in one line naming the variable.
+func setup(ctx context.Context, name string, sio IO, o host.Options) (wired, int) {
+	log := logger(sio)
 	cfg, err := config.FromEnv(config.CLI, sio.Getenv)
 	if err != nil {
-		fmt.Fprintln(sio.Stderr, err)
-		return nil, nil, ExitUsage
+		failf(sio, name, "%s", strings.ReplaceAll(err.Error(), "\n", "\n  "))
+		return wired{}, ExitUsage
 	}
 	if o.Stdout == nil {
 		o.Stdout = sio.Stdout
 	}
 	w, err := host.Build(ctx, cfg, log, o)
 	if err != nil {
-		fmt.Fprintln(sio.Stderr, err)
-		return nil, nil, ExitUsage
+		failf(sio, name, "%s", message(err))
+		return wired{}, ExitUsage
 	}
-	return w, log, ExitOK
+	return wired{Wiring: w, cfg: cfg, log: log}, ExitOK
 }

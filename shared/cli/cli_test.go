@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/gomodule/redigo/redis"
+	"github.com/livepack/livepack/shared/config"
 	"github.com/livepack/livepack/shared/emulator"
 	"github.com/livepack/livepack/shared/redistest"
 )
@@ -73,8 +74,8 @@ func TestInvokeEmbeddedEmulator(t *testing.T) {
 	if !strings.Contains(errs, "embedded") {
 		t.Errorf("the embedded emulator is not announced on stderr: %s", errs)
 	}
-	if !strings.Contains(out, `"type":"livepack.ingest.restart-required"`) || !strings.Contains(out, `"outcome": "created"`) {
-		t.Fatalf("stdout lacks the notice or the created outcome:\n%s", out)
+	if !json.Valid([]byte(out)) || !strings.Contains(out, `"type": "livepack.ingest.restart-required"`) || !strings.Contains(out, `"outcome": "created"`) {
+		t.Fatalf("stdout is not one result document carrying the notice and the created outcome:\n%s", out)
 	}
 	code, out, _ = run(t, env, "", "invoke", "-event", "../../events/policies-invalid.json")
 	if code != 1 || !strings.Contains(out, `"outcome": "invalid"`) {
@@ -101,7 +102,8 @@ func TestInvokeWithRedisState(t *testing.T) {
 	if code != 0 || !strings.Contains(out, `"replayed": true`) {
 		t.Fatalf("second: exit %d\n%s\n%s", code, out, errs)
 	}
-	if n, err := redis.Int(rdb.Do(context.Background(), "EXISTS", "livepack:{cli.cn-shanghai}:quota:package")); err != nil || n != 1 {
+	ns := "cli.cn-shanghai." + config.AccountDigest(env["LIVEPACK_ENDPOINT"], func(k string) string { return env[k] })
+	if n, err := redis.Int(rdb.Do(context.Background(), "EXISTS", "livepack:{"+ns+"}:quota:package")); err != nil || n != 1 {
 		t.Fatalf("the shared quota key is missing: %d %v", n, err)
 	}
 }

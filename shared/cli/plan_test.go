@@ -203,7 +203,7 @@ func TestExportRoundTrip(t *testing.T) {
 	)
 	env := map[string]string{"LIVEPACK_ENDPOINT": base, "LIVEPACK_STATE": "memory", "HOME": t.TempDir()}
 	file := filepath.Join(t.TempDir(), "policies.json")
-	if code, _, errs := run(t, env, "", "export", "-o", file); code != 0 {
+	if code, _, errs := run(t, env, "", "export", "-out", file); code != 0 {
 		t.Fatalf("export: exit %d\n%s", code, errs)
 	}
 	code, out, _ := run(t, env, "", "validate", "-f", file, "-o", "json")

@@ -91,13 +91,13 @@ $ livepack probe -f policies.json -o json`,
 				fmt.Fprintln(sio.Stderr, err)
 				return ExitUsage
 			}
-			w, log, code := setup(ctx, sio, host.Options{})
+			w, code := setup(ctx, "probe", sio, host.Options{})
 			if code != ExitOK {
 				return code
 			}
 			defer w.Close()
-			p, err := probe.New(probe.Options{PlayAuthKey: cfg.Playback.AuthKey.Reveal(), PlaybackBase: playbackBase(cfg, w),
-				Timeout: *timeout, Logger: log.With("component", "probe")})
+			p, err := probe.New(probe.Options{PlayAuthKey: cfg.Playback.AuthKey.Reveal(), PlaybackBase: playbackBase(cfg, w.Wiring),
+				Timeout: *timeout, Logger: w.log.With("component", "probe")})
 			if err != nil {
 				fmt.Fprintf(sio.Stderr, "livepack probe: %v\n", err)
 				return ExitUsage

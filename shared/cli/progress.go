@@ -15,6 +15,9 @@ import (
 
 // stderrTerminal reports whether stderr is a terminal, where a progress bar may redraw.
 func (sio IO) stderrTerminal() bool {
+	if sio.StderrIsTerminal != nil {
+		return sio.StderrIsTerminal()
+	}
 	f, ok := sio.Stderr.(*os.File)
 	if !ok {
 		return false

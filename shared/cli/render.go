@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/livepack/livepack/shared/apply"
+	"github.com/livepack/livepack/shared/notify"
 	"github.com/livepack/livepack/shared/policy"
 )
 
@@ -55,6 +56,9 @@ func printInvocation(o output, res *apply.Result, status int, body []byte, inv i
 	if rc := res.Reconcile; rc != nil {
 		o.printf("  reconcile %s: %d of %d play domains checked, %d drift, %s\n", rc.Mode, rc.Checked, rc.Domains, rc.Drift,
 			map[bool]string{true: "pass complete", false: "pass incomplete"}[rc.Complete])
+		if rc.Note != "" {
+			o.printf("  %s\n", rc.Note)
+		}
 	}
 	for _, fe := range res.Errors {
 		o.printf("  %s  %s\n", o.paint(styleRed, "error"), fe.Message)
@@ -68,7 +72,12 @@ func printInvocation(o output, res *apply.Result, status int, body []byte, inv i
 	if o.headers {
 		header = []string{"OUTCOME", "TARGET", "CHANGE"}
 	}
-	o.table("  ", header, rows)
+	if len(rows) > 0 {
+		o.table("  ", header, rows)
+	}
+	if rc := res.Reconcile; rc != nil && rc.Truncated > 0 {
+		o.printf("  … and %d more (the result lists at most %d; the outcomes above count every config)\n", rc.Truncated, len(res.Results))
+	}
 	for _, n := range res.Notices {
 		if res.Replayed {
 			o.printf("  %s %s: sent by the run being replayed, not sent again\n", o.paint(styleBold, "notice"), short(n.ID, 12))
@@ -139,7 +148,10 @@ func noticeLine(o output, n apply.NoticeResult, line json.RawMessage) string {
 			RestartIngest  []struct {
 				AppName, StreamName string
 			} `json:"restartIngest"`
-			Count int `json:"count"`
+			Count        int `json:"count"`
+			Pass         int `json:"pass"`
+			Domains      int `json:"domains"`
+			DriftConfigs int `json:"driftConfigs"`
 		} `json:"data"`
 	}
 	var what string
@@ -147,6 +159,15 @@ func noticeLine(o output, n apply.NoticeResult, line json.RawMessage) string {
 		switch {
 		case strings.HasSuffix(ev.Type, ".drift"):
 			what = fmt.Sprintf("drift report: %s differ from the policies", plural(ev.Data.Count, "config"))
+		case ev.Type == notify.TypePass:
+			differ := "differ"
+			if ev.Data.DriftConfigs == 1 {
+				differ = "differs"
+			}
+			what = fmt.Sprintf("reconcile pass %d complete: %s checked, %s %s from the policies", ev.Data.Pass,
+				plural(ev.Data.Domains, "play domain"), plural(ev.Data.DriftConfigs, "config"), differ)
+		case ev.Data.Outcome == "":
+			what = strings.TrimSpace(ev.Subject + " " + ev.Type)
 		default:
 			what = ev.Subject + " " + ev.Data.Outcome
 			if ev.Data.EffectiveAfter != "" {

@@ -15,6 +15,7 @@ import (
 	"github.com/livepack/livepack/shared/emulator"
 	"github.com/livepack/livepack/shared/host"
 	"github.com/livepack/livepack/shared/metrics"
+	"github.com/livepack/livepack/shared/webhook"
 )
 
 var emulatorCommand = &command{
@@ -31,6 +32,7 @@ as Host serves its playback, packaged per the config in force at its last publis
 LIVEPACK_ENDPOINT at the printed URL.`,
 	exits:   "0 on SIGINT or SIGTERM\n2 usage error (bad flag, unreadable seed, address in use)",
 	example: "$ livepack emulator -addr 127.0.0.1:9000 &\nhttp://127.0.0.1:9000\n$ LIVEPACK_ENDPOINT=http://127.0.0.1:9000 livepack export",
+	logs:    true,
 	setup: func(fs *flag.FlagSet, sio IO) runner {
 		addr := fs.String("addr", "127.0.0.1:0", "listen `HOST:PORT` (port 0 picks a free one)")
 		seed := fs.String("seed", "", "seed `FILE` (default: the embedded seed)")
@@ -66,7 +68,7 @@ LIVEPACK_ENDPOINT at the printed URL.`,
 			ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			u, err := emulator.Serve(ctx, *addr, emulator.Options{Seed: s, Rate: *rate, Quota: *shape, FailRate: *failRate, FailSeed: *failSeed,
-				FailKinds: kinds, DomainHidden: *domainHidden, DomainConfiguring: *domainConfiguring, Logger: logger(sio.Stderr)})
+				FailKinds: kinds, DomainHidden: *domainHidden, DomainConfiguring: *domainConfiguring, Logger: logger(sio)})
 			if err != nil {
 				fmt.Fprintf(sio.Stderr, "livepack emulator: %v\n", err)
 				return ExitUsage
@@ -83,31 +85,35 @@ LIVEPACK_ENDPOINT at the printed URL.`,
 
 var serveCommand = &command{
 	name:    "serve",
-	usage:   "[-addr HOST:PORT]",
+	usage:   "[-addr HOST:PORT] [-v]",
 	summary: "serve the CMS webhook over plain HTTP; the first stdout line is its URL",
-	about: `Serves the CMS webhook (DESIGN §6) for local development: POST a policy document signed per
-Standard Webhooks with a secret of LIVEPACK_WEBHOOK_SECRET. The answers are those of the FC HTTP
-trigger and the Lambda Function URL.`,
-	exits:   "0 on SIGINT or SIGTERM\n1 the server failed\n2 usage or configuration error",
+	about: `Serves the CMS webhook for local development: POST a policy document signed per Standard
+Webhooks with a secret of LIVEPACK_WEBHOOK_SECRET. The answers are those of the FC HTTP trigger
+and the Lambda Function URL. Each request is answered within 30 s, as a function's would be
+within its timeout: a document whose calls the quota (LIVEPACK_RATE) cannot serve by then is
+answered 429 with Retry-After at once, not late. GET /metrics serves Prometheus metrics.`,
+	exits:   "0 on SIGINT or SIGTERM\n1 the server failed\n2 usage or configuration error (a flag, an address in use, a variable, no credentials)",
 	example: "$ LIVEPACK_WEBHOOK_SECRET=whsec_... livepack serve -addr 127.0.0.1:8080",
+	logs:    true,
 	setup: func(fs *flag.FlagSet, sio IO) runner {
 		addr := fs.String("addr", "127.0.0.1:8080", "listen `HOST:PORT`")
 		return func(ctx context.Context, _ []string) int {
 			ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			w, log, code := setup(ctx, sio, host.Options{})
+			w, code := setup(ctx, "serve", sio, host.Options{})
 			if code != ExitOK {
 				return code
 			}
 			defer w.Close()
+			log := w.log
 			ln, err := net.Listen("tcp", *addr)
 			if err != nil {
-				fmt.Fprintf(sio.Stderr, "livepack serve: %v\n", err)
+				failf(sio, "serve", "%v", err)
 				return ExitUsage
 			}
 			mux := http.NewServeMux()
 			prom := metrics.NewPrometheus()
-			mux.Handle("/", prom.Webhook(w.Handler))
+			mux.Handle("/", prom.Webhook(withDeadline(w.Handler, webhook.AnswerWithin)))
 			mux.Handle("GET /metrics", prom.Handler())
 			srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 			go func() {
@@ -119,10 +125,21 @@ trigger and the Lambda Function URL.`,
 			fmt.Fprintf(sio.Stdout, "http://%s/\n", ln.Addr())
 			log.Info("serving the CMS webhook", "addr", ln.Addr().String())
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				fmt.Fprintf(sio.Stderr, "livepack serve: %v\n", err)
+				failf(sio, "serve", "%v", err)
 				return ExitFailed
 			}
 			return ExitOK
 		}
 	},
+}
+
+// withDeadline gives each request the deadline a function's timeout gives an invocation: the
+// quota then refuses at once (429 with Retry-After) the calls it could not serve in time,
+// instead of holding the answer past the point a CMS gave up on it.
+func withDeadline(next http.Handler, within time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), within)
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"strings"
 
 	"github.com/livepack/livepack/shared/policy"
 )
@@ -15,8 +16,11 @@ var validateCommand = &command{
 	summary: "validate and normalize a policy document; report every error of every policy",
 	about: `Checks a policy document against the AddLivePackageConfig rules without calling the API, and
 prints the normalized policies (the API's defaults filled in) or every error of every policy, each
-naming the field, the API's error code and what is accepted. Malformed JSON is reported by line and
-column. 'livepack schema' prints the same rules as a JSON Schema for editors.`,
+naming the field, the API's error code and what is accepted. A DomainName pattern is refused
+(InvalidParams): patterns belong to the default policies (LIVEPACK_POLICIES) only. An empty list
+of policies is valid ({"policies": []}, with the "domains" it covers, is what 'livepack export'
+writes for a domain without configs). Malformed JSON is reported by line and column.
+'livepack schema' prints the same rules as a JSON Schema for editors.`,
 	exits:   "0 valid\n1 invalid\n2 usage error (a missing file, an unknown flag)",
 	example: "$ livepack validate -f events/policies-invalid.json\n$ livepack export | livepack validate -o json",
 	setup: func(fs *flag.FlagSet, sio IO) runner {
@@ -25,12 +29,12 @@ column. 'livepack schema' prints the same rules as a JSON Schema for editors.`,
 		return func(context.Context, []string) int {
 			out, err := newOutput(*format, sio)
 			if err != nil {
-				fmt.Fprintf(sio.Stderr, "livepack validate: %v\n", err)
+				failf(sio, "validate", "%v", err)
 				return ExitUsage
 			}
 			data, err := readInput(*file, sio.Stdin)
 			if err != nil {
-				fmt.Fprintf(sio.Stderr, "livepack validate: %v\n", err)
+				failf(sio, "validate", "%v", err)
 				return ExitUsage
 			}
 			return validate(data, out)
@@ -41,6 +45,7 @@ column. 'livepack schema' prints the same rules as a JSON Schema for editors.`,
 type validateOutput struct {
 	Valid    bool                `json:"valid"`
 	ID       string              `json:"id,omitempty"`
+	Domains  []string            `json:"domains,omitempty"`
 	Policies []policy.Policy     `json:"policies,omitempty"`
 	Warnings []warning           `json:"warnings,omitempty"`
 	Errors   []policy.FieldError `json:"errors,omitempty"`
@@ -52,8 +57,8 @@ type warning struct {
 }
 
 func validate(data []byte, out output) int {
-	doc, err := policy.Parse(data)
-	res := validateOutput{Valid: err == nil, ID: doc.ID}
+	doc, err := parseDocument(data)
+	res := validateOutput{Valid: err == nil, ID: doc.ID, Domains: doc.Domains}
 	if err != nil {
 		var inv *policy.Invalid
 		if errors.As(err, &inv) {
@@ -92,10 +97,17 @@ func printValidation(o output, doc policy.Document, res validateOutput) {
 		}
 		perPolicy[fe.Index] = append(perPolicy[fe.Index], fe)
 	}
-	if res.Valid {
+	where := plural(len(doc.Policies), "policy")
+	if len(doc.Policies) == 0 {
+		where = "the document"
+	}
+	switch {
+	case res.Valid && len(doc.Domains) > 0:
+		o.printf("%s: %s, covering %s\n", o.paint(styleGreen, "valid"), plural(len(doc.Policies), "policy"), strings.Join(doc.Domains, ", "))
+	case res.Valid:
 		o.printf("%s: %s\n", o.paint(styleGreen, "valid"), plural(len(doc.Policies), "policy"))
-	} else {
-		o.printf("%s: %s in %s\n", o.paint(styleRed, "invalid"), plural(len(res.Errors), "error"), plural(len(doc.Policies), "policy"))
+	default:
+		o.printf("%s: %s in %s\n", o.paint(styleRed, "invalid"), plural(len(res.Errors), "error"), where)
 	}
 	for _, fe := range docErrs {
 		o.printf("  %s  %s\n", o.paint(styleRed, "document"), fe.Message)

@@ -2,10 +2,12 @@
 // and checked there, so that a bad value fails with one clear line naming the variable instead
 // of surfacing mid-invocation.
 //
-// See DESIGN §3 in the project's reference notes and README.md for every variable.
+// README.md describes every variable.
 package config
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
@@ -313,8 +315,45 @@ func FromEnv(host Host, getenv func(string) string) (Config, error) {
 // function's name (FC_FUNCTION_NAME on Function Compute, AWS_LAMBDA_FUNCTION_NAME on Lambda,
 // "cli" on the command line) and the Live region, joined by a dot, with any other character
 // replaced by '-'. Two functions of one account and region cannot share a name, so they never
-// share keys.
+// share keys. The command line has no such name and is pointed at many endpoints and accounts
+// in turn, so with LIVEPACK_ENDPOINT set its namespace also carries a digest of the endpoint
+// and the account (AccountDigest): a record kept against one emulator or account is never
+// replayed against another.
 func DefaultNamespace(host Host, region string, getenv func(string) string) string {
+	ns := functionNamespace(host, region, getenv)
+	if host == CLI {
+		if ep := strings.TrimSpace(getenv("LIVEPACK_ENDPOINT")); ep != "" {
+			ns = ns[:min(len(ns), 64-9)] + "." + AccountDigest(ep, getenv)
+		}
+	}
+	return ns
+}
+
+// AccountDigest identifies an endpoint and the account the CLI signs for there, in 8 hex
+// digits of SHA-256, without revealing either: the endpoint (a bare host and its https:// URL
+// are one endpoint) and the access key id (ALIBABA_CLOUD_ACCESS_KEY_ID), never its secret; with
+// no key id, what picks the credentials instead: the emulator's key pair on a plain-HTTP
+// endpoint, else ALIBABA_CLOUD_ROLE_ARN, ALIBABA_CLOUD_PROFILE or the default chain.
+func AccountDigest(endpoint string, getenv func(string) string) string {
+	ep := strings.TrimSuffix(strings.ToLower(strings.TrimSpace(endpoint)), "/")
+	ep = strings.TrimPrefix(ep, "https://")
+	account := "key:" + strings.TrimSpace(getenv("ALIBABA_CLOUD_ACCESS_KEY_ID"))
+	switch {
+	case account != "key:":
+	case isPlainHTTP(ep):
+		account = "emulator"
+	case strings.TrimSpace(getenv("ALIBABA_CLOUD_ROLE_ARN")) != "":
+		account = "role:" + strings.TrimSpace(getenv("ALIBABA_CLOUD_ROLE_ARN"))
+	case strings.TrimSpace(getenv("ALIBABA_CLOUD_PROFILE")) != "":
+		account = "profile:" + strings.TrimSpace(getenv("ALIBABA_CLOUD_PROFILE"))
+	default:
+		account = "default-chain"
+	}
+	sum := sha256.Sum256([]byte(ep + "\x00" + account))
+	return hex.EncodeToString(sum[:4])
+}
+
+func functionNamespace(host Host, region string, getenv func(string) string) string {
 	name := "cli"
 	switch host {
 	case FC:

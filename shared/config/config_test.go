@@ -154,3 +154,51 @@ func TestStateURLs(t *testing.T) {
 		}
 	}
 }
+
+// TestCLINamespaceFollowsEndpointAndAccount: on the command line the default namespace carries a
+// digest of the endpoint and the access key id, so a record kept against one emulator or
+// account is never replayed against another; the digest reveals neither the key id nor its
+// secret, and a bare host and its https:// URL are one endpoint.
+func TestCLINamespaceFollowsEndpointAndAccount(t *testing.T) {
+	ns := func(e map[string]string) string {
+		t.Helper()
+		c, err := FromEnv(CLI, env(e))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Namespace
+	}
+	emuA := ns(map[string]string{"LIVEPACK_ENDPOINT": "http://127.0.0.1:9000"})
+	emuB := ns(map[string]string{"LIVEPACK_ENDPOINT": "http://127.0.0.1:9001"})
+	keyA := ns(map[string]string{"LIVEPACK_ENDPOINT": "live.aliyuncs.com", "ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAIaaaa", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "s1"})
+	keyA2 := ns(map[string]string{"LIVEPACK_ENDPOINT": "https://live.aliyuncs.com/", "ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAIaaaa", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "s2"})
+	keyB := ns(map[string]string{"LIVEPACK_ENDPOINT": "live.aliyuncs.com", "ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAIbbbb", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "s1"})
+	keyAsg := ns(map[string]string{"LIVEPACK_ENDPOINT": "live.ap-southeast-1.aliyuncs.com", "ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAIaaaa", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "s1"})
+	roleA := ns(map[string]string{"LIVEPACK_ENDPOINT": "live.aliyuncs.com", "ALIBABA_CLOUD_ROLE_ARN": "acs:ram::1:role/a"})
+	roleB := ns(map[string]string{"LIVEPACK_ENDPOINT": "live.aliyuncs.com", "ALIBABA_CLOUD_ROLE_ARN": "acs:ram::1:role/b"})
+	profile := ns(map[string]string{"LIVEPACK_ENDPOINT": "live.aliyuncs.com", "ALIBABA_CLOUD_PROFILE": "prod"})
+	chain := ns(map[string]string{"LIVEPACK_ENDPOINT": "live.aliyuncs.com"})
+	seen := map[string]bool{}
+	for _, n := range []string{emuA, emuB, keyA, keyB, keyAsg, roleA, roleB, profile, chain} {
+		if !strings.HasPrefix(n, "cli.cn-shanghai.") || len(n) != len("cli.cn-shanghai.")+8 || !namespaceOK(n) {
+			t.Errorf("namespace %q: want cli.cn-shanghai.<8 hex digits>", n)
+		}
+		if strings.Contains(n, "LTAI") || strings.Contains(n, "s1") {
+			t.Errorf("namespace %q shows the key", n)
+		}
+		if seen[n] {
+			t.Errorf("namespace %q shared by two endpoints or accounts", n)
+		}
+		seen[n] = true
+	}
+	if keyA != keyA2 {
+		t.Errorf("one key on one endpoint (its secret rotated, written as a URL) got two namespaces: %s, %s", keyA, keyA2)
+	}
+	if got := ns(nil); got != "cli.cn-shanghai" {
+		t.Errorf("embedded emulator: %q", got)
+	}
+	long := ns(map[string]string{"LIVEPACK_ENDPOINT": "http://127.0.0.1:9000", "LIVEPACK_REGION": strings.Repeat("r", 70)})
+	if len(long) != 64 || !namespaceOK(long) {
+		t.Errorf("a long region: %q", long)
+	}
+}

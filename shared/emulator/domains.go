@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strings"
 	"time"
@@ -19,8 +20,8 @@ type arrival struct {
 }
 
 // NewDomain is the body of POST /_emulator/domains: the AddLiveDomain parameters, and optional
-// per-domain delays (Go durations, "90s") overriding Options.DomainHidden and
-// Options.DomainConfiguring.
+// per-domain delays (Go durations, "90s"; the HTTP body may also give a number of seconds)
+// overriding Options.DomainHidden and Options.DomainConfiguring.
 type NewDomain struct {
 	DomainName     string `json:"DomainName"`
 	LiveDomainType string `json:"LiveDomainType"`
@@ -127,8 +128,21 @@ func (s *Server) serveAddDomain(w http.ResponseWriter, r *http.Request) {
 	}
 	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<16))
 	dec.DisallowUnknownFields()
-	var nd NewDomain
-	if err := dec.Decode(&nd); err != nil {
+	var wire struct {
+		NewDomain
+		// The delays as sent: a Go duration ("90s") or a number of seconds (90).
+		HiddenFor      json.RawMessage `json:"HiddenFor,omitempty"`
+		ConfiguringFor json.RawMessage `json:"ConfiguringFor,omitempty"`
+	}
+	err := dec.Decode(&wire)
+	nd := wire.NewDomain
+	if err == nil {
+		nd.HiddenFor, err = delay("HiddenFor", wire.HiddenFor)
+	}
+	if err == nil {
+		nd.ConfiguringFor, err = delay("ConfiguringFor", wire.ConfiguringFor)
+	}
+	if err != nil {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "body: " + err.Error()})
 		return
 	}
@@ -142,4 +156,24 @@ func (s *Server) serveAddDomain(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 	}
+}
+
+// delay reads a delay of POST /_emulator/domains as AddDomain takes it: a JSON string is a Go
+// duration, a JSON number a count of seconds, as scripts most often write one.
+func delay(name string, raw json.RawMessage) (string, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", nil
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s, nil
+	}
+	var secs float64
+	if err := json.Unmarshal(raw, &secs); err != nil {
+		return "", fmt.Errorf("%s: want a duration such as \"90s\" or a number of seconds, got %s", name, raw)
+	}
+	if secs < 0 || secs > float64(math.MaxInt64/int64(time.Second)) {
+		return "", fmt.Errorf("%s: %s seconds is not a non-negative duration", name, raw)
+	}
+	return time.Duration(secs * float64(time.Second)).String(), nil
 }

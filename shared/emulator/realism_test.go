@@ -116,6 +116,18 @@ func TestAddDomainPerRequestDelaysAndErrors(t *testing.T) {
 	if status, _ := postDomain(t, url, `{"DomainName":"play.example.com"}`); status != http.StatusConflict {
 		t.Fatalf("adding a seeded domain: %d", status)
 	}
+	// A delay may be a number of seconds as well as a Go duration.
+	status, out := postDomain(t, url, `{"DomainName":"secs.example.com","HiddenFor":90,"ConfiguringFor":1.5}`)
+	visible, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(out["visibleAt"]))
+	online, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(out["onlineAt"]))
+	if status != http.StatusCreated || !visible.Equal(clk.Now().Add(90*time.Second)) || !online.Equal(clk.Now().Add(91500*time.Millisecond)) {
+		t.Fatalf("delays in seconds: %d %v", status, out)
+	}
+	for _, body := range []string{`{"DomainName":"y.com","HiddenFor":-1}`, `{"DomainName":"y.com","HiddenFor":true}`, `{"DomainName":"y.com","ConfiguringFor":1e300}`} {
+		if status, out := postDomain(t, url, body); status != http.StatusBadRequest || out["error"] == "" {
+			t.Errorf("%s: %d %v", body, status, out)
+		}
+	}
 	resp, err := http.Get(url + "/_emulator/domains")
 	if err != nil {
 		t.Fatal(err)

@@ -61,6 +61,11 @@ type Response struct {
 	Request intake.Request
 	Result  *apply.Result
 	HTTP    *intake.HTTPResponse
+	// Dropped is the error of an event acknowledged although it failed (a poison event, such
+	// as a key reused with another payload, or a terminal failure): Invoke returns nil for it
+	// so the platform does not deliver it again, and a caller reporting to a person (the
+	// command line) still learns that, and why, it was not applied.
+	Dropped error
 }
 
 // Invoke handles one raw event. What it returns follows the error's class (shared/classify):
@@ -81,7 +86,7 @@ func (h *Handler) Invoke(ctx context.Context, raw []byte) (Response, error) {
 		res := apply.Result{Trigger: "unrecognized", Results: []apply.PolicyResult{}, Notices: []apply.NoticeResult{},
 			Errors: []policy.FieldError{{Index: -1, Code: policy.CodeInvalidParams, Message: err.Error()}},
 			Note:   "the event can never be handled: acknowledged and dropped (" + classify.Of(err).String() + ")"}
-		return Response{Result: &res}, settle(log, res, err)
+		return Response{Result: &res, Dropped: err}, settle(log, res, err)
 	}
 	resp := Response{Request: req}
 	opts := h.opts
@@ -101,7 +106,7 @@ func (h *Handler) Invoke(ctx context.Context, raw []byte) (Response, error) {
 	case intake.DomainCreated:
 		res, err := engine.DomainCreated(ctx, string(req.Kind), req.Key, req.DomainName, req.At)
 		resp.Result = &res
-		return resp, done(log, res, err)
+		return finish(log, resp, err)
 	case intake.Schedule:
 		var ps []policy.Policy
 		if len(req.Document) > 0 {
@@ -113,7 +118,7 @@ func (h *Handler) Invoke(ctx context.Context, raw []byte) (Response, error) {
 		}
 		res, err := engine.Reconcile(ctx, string(req.Kind), req.Key, req.Mode, ps)
 		resp.Result = &res
-		return resp, done(log, res, err)
+		return finish(log, resp, err)
 	case intake.Policies, intake.Direct:
 		doc, err := policy.Parse(req.Document)
 		if err == nil {
@@ -134,7 +139,7 @@ func (h *Handler) Invoke(ctx context.Context, raw []byte) (Response, error) {
 		}
 		res, err := engine.Apply(ctx, string(req.Kind), key, hash, doc.Policies)
 		resp.Result = &res
-		return resp, done(log, res, err)
+		return finish(log, resp, err)
 	default:
 		log.Info("event ignored", "reason", req.Reason)
 		res := apply.Result{Trigger: string(req.Kind), Key: req.Key, Results: []apply.PolicyResult{},
@@ -168,6 +173,15 @@ func countInvalid(res apply.Result) int {
 		n += len(r.Errors)
 	}
 	return n
+}
+
+// finish settles resp's error (done) and keeps an acknowledged one in resp.Dropped.
+func finish(log *slog.Logger, resp Response, err error) (Response, error) {
+	rerr := done(log, *resp.Result, err)
+	if err != nil && rerr == nil {
+		resp.Dropped = err
+	}
+	return resp, rerr
 }
 
 func done(log *slog.Logger, res apply.Result, err error) error {

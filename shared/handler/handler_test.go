@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -136,6 +137,13 @@ func TestPoisonAcknowledged(t *testing.T) {
 	if err != nil || resp.Result == nil || !strings.Contains(resp.Result.Note, "different payload") || !strings.Contains(logs.String(), `"class":"poison"`) {
 		t.Fatalf("payload mismatch: %+v %v\n%s", resp.Result, err, logs.String())
 	}
+	// The acknowledged error is kept for a caller reporting to a person.
+	if !errors.Is(resp.Dropped, idempotency.ErrPayloadMismatch) {
+		t.Fatalf("Dropped = %v", resp.Dropped)
+	}
+	if resp, _ := h.Invoke(context.Background(), doc("HLS_CMAF")); resp.Dropped != nil {
+		t.Fatalf("a replay is not dropped: %v", resp.Dropped)
+	}
 }
 
 func TestLogHandlerAddsRequestID(t *testing.T) {
@@ -146,6 +154,13 @@ func TestLogHandlerAddsRequestID(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	if len(lines) != 2 || !strings.Contains(lines[0], `"requestId":"req-42"`) || strings.Contains(lines[1], "requestId") {
 		t.Fatalf("%s", buf.String())
+	}
+	// A logger that carries the id already (the handler's own) logs it once.
+	buf.Reset()
+	slog.New(handler.LogHandler(slog.NewTextHandler(&buf, nil))).With("requestId", "req-42").With("trigger", "direct").
+		InfoContext(handler.WithRequestID(context.Background(), "req-42"), "done")
+	if n := strings.Count(buf.String(), "requestId="); n != 1 {
+		t.Fatalf("requestId %d times: %s", n, buf.String())
 	}
 }
 

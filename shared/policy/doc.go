@@ -1,5 +1,5 @@
 // Package policy is livepack's model of a live packaging configuration: the policy document
-// users write (DESIGN §4), its normalization, and its validation against the
+// users write, its normalization, and its validation against the
 // AddLivePackageConfig rules, so that bad input is refused with the API's own error codes
 // before any call is made.
 //

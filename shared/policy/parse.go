@@ -38,8 +38,10 @@ var policyFields = map[string]func(p *Policy, raw json.RawMessage) error{
 	"Delete":          func(p *Policy, raw json.RawMessage) error { return json.Unmarshal(raw, &p.Delete) },
 }
 
-// Parse decodes a policy document in any of its three shapes ({"policies": [...]}, one policy
-// object, or a bare array), normalizes every policy and validates the whole document. On
+// Parse decodes a policy document in any of its three shapes ({"policies": [...]} with an
+// optional "id" and "domains", one policy object, or a bare array), normalizes every policy and
+// validates the whole document. An empty list of policies is a valid document: it asks for
+// nothing, and with "domains" it says which domains it covers (what `plan -prune` prunes). On
 // failure it returns the policies it could read together with an *Invalid listing every
 // error, so a caller can report each policy's fate; nothing of an invalid document is meant
 // to be applied.
@@ -49,16 +51,21 @@ func Parse(data []byte) (Document, error) {
 	trimmed := bytes.TrimSpace(data)
 	invalidJSON := func(err error) error { return malformed(data, trimmed, err) }
 	var raws []json.RawMessage
+	// listed: the document gave its list of policies, possibly empty; hasObjectKeys: the
+	// top-level object had any key at all.
+	var listed, hasObjectKeys bool
 	switch {
 	case len(trimmed) > 0 && trimmed[0] == '[':
 		if err := json.Unmarshal(trimmed, &raws); err != nil {
 			return doc, invalidJSON(err)
 		}
+		listed = true
 	case len(trimmed) > 0 && trimmed[0] == '{':
 		var obj map[string]json.RawMessage
 		if err := json.Unmarshal(trimmed, &obj); err != nil {
 			return doc, invalidJSON(err)
 		}
+		hasObjectKeys = len(obj) > 0
 		if raw, ok := obj["id"]; ok {
 			delete(obj, "id")
 			if err := json.Unmarshal(raw, &doc.ID); err != nil || strings.TrimSpace(doc.ID) == "" {
@@ -66,11 +73,25 @@ func Parse(data []byte) (Document, error) {
 			}
 			doc.ID = strings.TrimSpace(doc.ID)
 		}
+		rawDomains, hasDomains := obj["domains"]
+		if hasDomains {
+			delete(obj, "domains")
+			var derrs []FieldError
+			doc.Domains, derrs = parseDomains(rawDomains)
+			errs = append(errs, derrs...)
+		}
 		if raw, ok := obj["policies"]; ok {
 			delete(obj, "policies")
 			if err := json.Unmarshal(raw, &raws); err != nil {
 				errs = append(errs, fieldError(-1, "policies", "type", string(raw), ""))
 			}
+			listed = raws != nil
+			for _, k := range sortedKeys(obj) {
+				errs = append(errs, unknownField(-1, "document", k, "unknown top-level field"))
+			}
+		} else if hasDomains {
+			// "domains" belongs to the document shape, which needs its "policies" (an empty
+			// list is fine); the rest of the object is not read as a policy.
 			for _, k := range sortedKeys(obj) {
 				errs = append(errs, unknownField(-1, "document", k, "unknown top-level field"))
 			}
@@ -81,12 +102,19 @@ func Parse(data []byte) (Document, error) {
 			}
 			raws = []json.RawMessage{one}
 		}
+	case len(trimmed) == 0:
+		return doc, &Invalid{Errors: []FieldError{emptyDocument("the input is empty")}}
 	default:
 		return doc, invalidJSON(errors.New("expected a JSON object or array"))
 	}
-	if len(raws) == 0 && len(errs) == 0 {
+	switch {
+	case len(errs) > 0 || len(raws) > 0 || listed:
+	case !hasObjectKeys:
+		errs = append(errs, emptyDocument("an empty object"))
+	default:
 		errs = append(errs, fieldError(-1, "policies", "required", nil, ""))
 	}
+	doc.Policies = make([]Policy, 0, len(raws))
 	seen := make(map[Target]int, len(raws))
 	for i, raw := range raws {
 		p, perrs := decodePolicy(i, raw)
@@ -225,4 +253,39 @@ func Position(data []byte, offset int64) (line, col int) {
 	line = 1 + bytes.Count(data[:end], []byte("\n"))
 	col = end - bytes.LastIndexByte(data[:end], '\n')
 	return line, col
+}
+
+// emptyDocument reports a document with nothing in it, which is a mistake rather than an
+// empty list of policies (that is written {"policies": []}).
+func emptyDocument(what string) FieldError {
+	fe := fieldError(-1, "document", "empty", nil, what)
+	fe.Message = fmt.Sprintf("document is empty: %s (%s); accepted: %s", fe.Code, what, fe.Accepted)
+	return fe
+}
+
+// parseDomains reads the "domains" of a document: the play domains it covers, each one domain
+// name (no pattern), normalized as DomainName is; a name given twice counts once.
+func parseDomains(raw json.RawMessage) ([]string, []FieldError) {
+	var names []json.RawMessage
+	if err := json.Unmarshal(raw, &names); err != nil || names == nil {
+		return nil, []FieldError{fieldError(-1, "domains", "type", string(raw), "")}
+	}
+	out := make([]string, 0, len(names))
+	var errs []FieldError
+	for _, n := range names {
+		var name string
+		if err := json.Unmarshal(n, &name); err != nil {
+			errs = append(errs, fieldError(-1, "domains", "type", string(n), ""))
+			continue
+		}
+		name = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(name)), ".")
+		if !validDomain(name) || IsGlob(name) || len(name) > MaxNameLen {
+			errs = append(errs, fieldError(-1, "domains", "domain", name, ""))
+			continue
+		}
+		if !slices.Contains(out, name) {
+			out = append(out, name)
+		}
+	}
+	return out, errs
 }

@@ -1,5 +1,7 @@
 package policy
 
+import "slices"
+
 // Protocols the API accepts, in the API page's spelling.
 const (
 	HLSCMAF     = "HLS_CMAF"
@@ -53,9 +55,25 @@ func (p Policy) Target() Target {
 	return Target{DomainName: p.DomainName, AppName: p.AppName, StreamName: p.StreamName}
 }
 
-// Document is a policy document (DESIGN §4). ID, when set, is the idempotency key of a direct
-// invocation.
+// Document is a policy document. ID, when set, is the idempotency key of a direct
+// invocation. Domains names the play domains the document covers besides those its policies
+// name, so a document can say "these domains have no config" (an export of a domain without
+// configs): `plan -prune` and `apply -prune` delete the configs of every covered domain that
+// no policy names. Applying a document without -prune ignores it.
 type Document struct {
 	ID       string   `json:"id,omitempty"`
+	Domains  []string `json:"domains,omitempty"`
 	Policies []Policy `json:"policies"`
+}
+
+// Covered lists the domains the document covers: Domains, then each DomainName its policies
+// name that Domains does not, in the order first seen. Patterns are left out.
+func (d Document) Covered() []string {
+	out := append([]string(nil), d.Domains...)
+	for _, p := range d.Policies {
+		if !IsGlob(p.DomainName) && !slices.Contains(out, p.DomainName) {
+			out = append(out, p.DomainName)
+		}
+	}
+	return out
 }

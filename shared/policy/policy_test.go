@@ -64,8 +64,17 @@ func TestParseBoundaries(t *testing.T) {
 		{"unknown top-level", `{"policies":[{"DomainName":"p.com","AppName":"a","StreamName":"s","Protocol":"HLS_CMAF"}],"polices":[]}`, CodeInvalidParams, "polices"},
 		{"malformed", `{"DomainName":`, CodeInvalidParams, "document"},
 		{"not an object", `"x"`, CodeInvalidParams, "document"},
-		{"empty document", `{}`, CodeMissingParam, "policies"},
-		{"empty policies", `{"policies":[]}`, CodeMissingParam, "policies"},
+		{"empty document", `{}`, CodeMissingParam, "document"},
+		{"empty input", "  \n", CodeMissingParam, "document"},
+		{"id without policies", `{"id":"k"}`, CodeMissingParam, "policies"},
+		{"null policies", `{"policies":null}`, CodeMissingParam, "policies"},
+		{"empty policies", `{"policies":[]}`, "", ""},
+		{"empty array", `[]`, "", ""},
+		{"covered domains, no policy", `{"domains":["play.example.com"],"policies":[]}`, "", ""},
+		{"domains without policies", `{"domains":["play.example.com"]}`, CodeMissingParam, "policies"},
+		{"domains not an array", `{"domains":"play.example.com","policies":[]}`, CodeInvalidParams, "domains"},
+		{"domains pattern", `{"domains":["*.example.com"],"policies":[]}`, CodeInvalidParams, "domains"},
+		{"domains not a name", `{"domains":["play example"],"policies":[]}`, CodeInvalidParams, "domains"},
 		{"policies not array", `{"policies":{}}`, CodeInvalidParams, "policies"},
 		{"policy not object", `[1]`, CodeInvalidParams, "policy"},
 		{"id number", `{"id":5,"policies":[{"DomainName":"p.com","AppName":"a","StreamName":"s","Protocol":"HLS_CMAF"}]}`, CodeInvalidParams, "id"},
@@ -358,4 +367,29 @@ func BenchmarkParse(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(3*b.N)/b.Elapsed().Seconds(), "policies/s")
+}
+
+// TestEmptyDocuments: an empty list of policies is a valid document that asks for nothing; its
+// "domains" are normalized and deduplicated, and an empty input or object is named as such,
+// not as a missing field.
+func TestEmptyDocuments(t *testing.T) {
+	doc, err := Parse([]byte(`{"domains": ["Play.Example.com.", "play.example.com", "new.example.com"], "policies": []}`))
+	if err != nil || len(doc.Policies) != 0 || doc.Policies == nil || strings.Join(doc.Domains, ",") != "play.example.com,new.example.com" {
+		t.Fatalf("Parse = %+v, %v", doc, err)
+	}
+	b, _ := json.Marshal(doc)
+	if string(b) != `{"domains":["play.example.com","new.example.com"],"policies":[]}` {
+		t.Fatalf("round trip: %s", b)
+	}
+	doc, _ = Parse([]byte(`{"domains": ["a.example.com"], "policies": [{"DomainName":"b.example.com","AppName":"a","StreamName":"*","Delete":true}]}`))
+	if got := strings.Join(doc.Covered(), ","); got != "a.example.com,b.example.com" {
+		t.Fatalf("Covered = %s", got)
+	}
+	for _, in := range []string{"", "{}", " { } "} {
+		_, err := Parse([]byte(in))
+		var inv *Invalid
+		if !errors.As(err, &inv) || len(inv.Errors) != 1 || !strings.HasPrefix(inv.Errors[0].Message, "document is empty: MissingParam") {
+			t.Errorf("Parse(%q) = %v", in, err)
+		}
+	}
 }

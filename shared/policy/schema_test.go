@@ -214,6 +214,9 @@ func TestSchemaDocumentShapes(t *testing.T) {
 		`{"id": null, "policies": [` + p + `]}`, `{"id": 5, "policies": [` + p + `]}`, `{"policies": []}`, `{"policies": null}`,
 		`{"policies": [null]}`, `{"policies": [` + p + `], "extra": 1}`, `{}`, `{"id": "k"}`, `[]`, `[` + p + `]`, `[1]`,
 		`"text"`, `5`, `null`, p, `{"id": "k",` + p[1:], `{"policies": [` + p + `],` + p[1:],
+		`{"domains": ["play.example.com"], "policies": []}`, `{"domains": [], "policies": []}`, `{"domains": ["Play.Example.com."], "policies": [` + p + `]}`,
+		`{"domains": ["*.example.com"], "policies": []}`, `{"domains": "play.example.com", "policies": []}`, `{"domains": [5], "policies": []}`,
+		`{"domains": ["play.example.com"]}`, `{"domains": ["play..example.com"], "policies": []}`, `{"domains": null, "policies": []}`,
 	} {
 		s, v, why := verdicts(t, sch, []byte(doc))
 		if s != v {
