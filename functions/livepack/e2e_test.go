@@ -130,6 +130,8 @@ func envFor(t testing.TB, opts emulator.Options) []string {
 		"LIVEPACK_WEBHOOK_SECRET=" + webhookSecret,
 		"LIVEPACK_NOTIFY_SECRET=" + notifySecret,
 		"LIVEPACK_STATE=memory",
+		"LIVEPACK_VOLATILE_STATE=1", // one function process per test: nothing to share
+		"LIVEPACK_NOTIFY=none",
 		"ALIBABA_CLOUD_ACCESS_KEY_ID=" + emulator.AccessKeyID,
 		"ALIBABA_CLOUD_ACCESS_KEY_SECRET=" + emulator.AccessKeySecret,
 		"ALIBABA_CLOUD_ECS_METADATA_DISABLED=true",
@@ -471,7 +473,8 @@ func TestStartRejectsBadConfig(t *testing.T) {
 func TestCloudRefusesPlainHTTPEndpoint(t *testing.T) {
 	for _, runtime := range []string{"AWS_LAMBDA_RUNTIME_API", "FC_RUNTIME_API"} {
 		cmd := exec.Command(bootstrap)
-		cmd.Env = []string{runtime + "=127.0.0.1:1", "LIVEPACK_ENDPOINT=http://127.0.0.1:9", "HOME=" + t.TempDir()}
+		cmd.Env = []string{runtime + "=127.0.0.1:1", "LIVEPACK_ENDPOINT=http://127.0.0.1:9", "LIVEPACK_STATE=dynamodb://livepack-state",
+			"LIVEPACK_NOTIFY=none", "HOME=" + t.TempDir()}
 		out, err := cmd.CombinedOutput()
 		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
 			t.Fatalf("%s: exit %v, want 2: %s", runtime, err, out)
