@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand"
 	"net"
 	"net/http"
@@ -65,6 +66,11 @@ type Seed struct {
 	Domains        []Domain        `json:"domains"`
 	OnlineStreams  []Stream        `json:"onlineStreams"`
 	PackageConfigs []PackageConfig `json:"packageConfigs"`
+	// Secrets are the KMS Secrets Manager secrets GetSecretValue serves (name → SecretData),
+	// so `livepack emulator -seed FILE` serves the Function Compute secrets path
+	// (LIVEPACK_SECRET_NAME) to a function started outside the emulator's process. They are
+	// never shown by /_emulator/state.
+	Secrets map[string]string `json:"secrets,omitempty"`
 }
 
 // DefaultSeed is the embedded seed: the domains the sample events name.
@@ -134,7 +140,8 @@ type Options struct {
 	DomainConfiguring time.Duration
 	// Credentials maps AccessKeyId to secret; nil means the embedded pair.
 	Credentials map[string]string
-	// Secrets are the KMS Secrets Manager secrets GetSecretValue serves (name → SecretData).
+	// Secrets are KMS Secrets Manager secrets GetSecretValue serves (name → SecretData), in
+	// addition to the seed's; a name in both takes this one.
 	Secrets map[string]string
 	Logger  *slog.Logger
 	// Now is the clock for signatures and the quota; nil means time.Now.
@@ -185,6 +192,8 @@ type Server struct {
 	latency time.Duration
 	// arrivals are domains added while running, by name: when each becomes visible and online.
 	arrivals map[string]arrival
+	// secrets are the KMS secrets served: the seed's and Options.Secrets.
+	secrets map[string]string
 }
 
 // New returns a Server holding a copy of opts.Seed.
@@ -213,6 +222,11 @@ func New(opts Options) *Server {
 	s.state.Domains = append([]Domain{}, opts.Seed.Domains...)
 	s.state.OnlineStreams = append([]Stream{}, opts.Seed.OnlineStreams...)
 	s.state.PackageConfigs = append([]PackageConfig{}, opts.Seed.PackageConfigs...)
+	s.secrets = maps.Clone(opts.Seed.Secrets)
+	if s.secrets == nil {
+		s.secrets = map[string]string{}
+	}
+	maps.Copy(s.secrets, opts.Secrets)
 	return s
 }
 
