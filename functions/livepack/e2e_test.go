@@ -532,3 +532,29 @@ func TestCloudRefusesPlainHTTPEndpoint(t *testing.T) {
 		}
 	}
 }
+
+// TestCloudRefusesUnsetStateAndNotify: a cloud function without a shared state store, with a
+// per-instance one not allowed on purpose, or without a notice sink stops at start with one
+// line naming the variable.
+func TestCloudRefusesUnsetStateAndNotify(t *testing.T) {
+	for _, runtime := range []string{"AWS_LAMBDA_RUNTIME_API", "FC_RUNTIME_API"} {
+		for _, tc := range []struct {
+			env  []string
+			line string
+		}{
+			{[]string{"LIVEPACK_NOTIFY=none"}, "LIVEPACK_STATE: unset: "},
+			{[]string{"LIVEPACK_NOTIFY=none", "LIVEPACK_STATE=memory"}, "LIVEPACK_STATE: memory keeps records in one instance only"},
+			{[]string{"LIVEPACK_STATE=dynamodb://livepack-state"}, "LIVEPACK_NOTIFY: unset: "},
+		} {
+			cmd := exec.Command(bootstrap)
+			cmd.Env = append([]string{runtime + "=127.0.0.1:1", "HOME=" + t.TempDir()}, tc.env...)
+			out, err := cmd.CombinedOutput()
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+				t.Fatalf("%s %v: exit %v, want 2: %s", runtime, tc.env, err, out)
+			}
+			if lines := strings.Split(strings.TrimSpace(string(out)), "\n"); len(lines) != 1 || !strings.HasPrefix(lines[0], tc.line) {
+				t.Fatalf("%s %v: want one line starting %q, got:\n%s", runtime, tc.env, tc.line, out)
+			}
+		}
+	}
+}
