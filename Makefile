@@ -9,7 +9,7 @@ BIN := bin/livepack
 BUILD_FLAGS := -buildvcs=auto -tags lambda.norpc -trimpath -ldflags='-s -w'
 DEMO_SECRET := whsec_bGl2ZXBhY2stZGVtby1zZWNyZXQtMDEyMzQ1Njc4OWFi
 
-.PHONY: demo test deps lint unit soak bench fuzz build build-LivepackFunction clean
+.PHONY: demo test deps lint unit soak bench fuzz build build-LivepackFunction build-ReconcileFunction clean
 
 ## demo: the sample events through `livepack invoke`, then adopting the result with export, plan
 ## and apply, then probing what players get before and after the ingest restarts, against an
@@ -106,8 +106,9 @@ build:
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build $(BUILD_FLAGS) -o dist/lambda/bootstrap ./functions/livepack
 	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build $(BUILD_FLAGS) -o dist/fc/bootstrap ./functions/livepack
 
-# sam build (Metadata BuildMethod: makefile) calls this with ARTIFACTS_DIR set.
-build-LivepackFunction:
+# sam build (Metadata BuildMethod: makefile) calls these with ARTIFACTS_DIR set: the webhook's
+# function and the scheduled reconcile's run the same binary.
+build-LivepackFunction build-ReconcileFunction:
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build $(BUILD_FLAGS) -o $(ARTIFACTS_DIR)/bootstrap ./functions/livepack
 
 clean:

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -130,6 +131,8 @@ func envFor(t testing.TB, opts emulator.Options) []string {
 		"LIVEPACK_WEBHOOK_SECRET=" + webhookSecret,
 		"LIVEPACK_NOTIFY_SECRET=" + notifySecret,
 		"LIVEPACK_STATE=memory",
+		"LIVEPACK_VOLATILE_STATE=1", // one function process per test: nothing to share
+		"LIVEPACK_NOTIFY=none",
 		"ALIBABA_CLOUD_ACCESS_KEY_ID=" + emulator.AccessKeyID,
 		"ALIBABA_CLOUD_ACCESS_KEY_SECRET=" + emulator.AccessKeySecret,
 		"ALIBABA_CLOUD_ECS_METADATA_DISABLED=true",
@@ -414,6 +417,53 @@ func TestFunctionComputeSecretRefused(t *testing.T) {
 	}
 }
 
+// TestFunctionComputeSecretsFromSeededEmulator: `livepack emulator -seed FILE` serves the
+// seed's "secrets" to a function started apart from it, under the FC runtime API: the
+// function reads its webhook secret from KMS (GetSecretValue, its environment holds none) and
+// a signed webhook is applied.
+func TestFunctionComputeSecretsFromSeededEmulator(t *testing.T) {
+	secret, _ := json.Marshal(map[string]string{"LIVEPACK_WEBHOOK_SECRET": webhookSecret, "LIVEPACK_NOTIFY_SECRET": notifySecret})
+	seed := emulator.DefaultSeed()
+	seed.Secrets = map[string]string{"livepack": string(secret)}
+	b, _ := json.Marshal(seed)
+	path := filepath.Join(t.TempDir(), "seed.json")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	emu := exec.Command(bootstrap, "emulator", "-addr", "127.0.0.1:0", "-seed", path)
+	emu.Env = []string{"HOME=" + t.TempDir(), "PATH=" + os.Getenv("PATH")}
+	stdout, err := emu.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := emu.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = emu.Process.Signal(os.Interrupt); _ = emu.Wait() })
+	sc := bufio.NewScanner(stdout)
+	if !sc.Scan() || !strings.HasPrefix(sc.Text(), "http://127.0.0.1:") {
+		t.Fatalf("livepack emulator did not print its URL: %q %v", sc.Text(), sc.Err())
+	}
+	url := sc.Text()
+	go func() { _, _ = io.Copy(io.Discard, stdout) }()
+	env := []string{"LIVEPACK_ENDPOINT=" + url, "LIVEPACK_INSECURE_ENDPOINT=1", "LIVEPACK_KMS_ENDPOINT=" + url,
+		"LIVEPACK_SECRET_NAME=livepack", "FC_REGION=cn-shanghai", "LIVEPACK_MAX_INSTANCES=1",
+		"ALIBABA_CLOUD_ACCESS_KEY_ID=" + emulator.AccessKeyID, "ALIBABA_CLOUD_ACCESS_KEY_SECRET=" + emulator.AccessKeySecret,
+		"ALIBABA_CLOUD_ECS_METADATA_DISABLED=true", "LIVEPACK_STATE=memory", "LIVEPACK_VOLATILE_STATE=1", "LIVEPACK_NOTIFY=none",
+		"HOME=" + t.TempDir()}
+	h := fcharness.Start(t, bootstrap, env)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, isErr, err := h.Invoke(ctx, load(t, "fc-http-webhook.json"), fcharness.WithRequestID("fc-seeded-secrets"))
+	if err != nil || isErr {
+		t.Fatalf("err %v, error answer %v: %s\n%s", err, isErr, out, h.Logs())
+	}
+	check(t, sample{"fc-http-webhook.json", "cms-webhook", 200, "created"}, out)
+	if logs := h.Logs(); !strings.Contains(logs, `"msg":"secrets read from KMS Secrets Manager","host":"fc","secret":"livepack"`) {
+		t.Errorf("the function did not read its secrets from KMS:\n%s", logs)
+	}
+}
+
 // TestFunctionComputeRuntime runs every sample through the FC runtime API. The emulator knows
 // only the role's temporary key, which FC hands over per invocation: every call proves the
 // function signs with the invocation's credentials.
@@ -471,13 +521,40 @@ func TestStartRejectsBadConfig(t *testing.T) {
 func TestCloudRefusesPlainHTTPEndpoint(t *testing.T) {
 	for _, runtime := range []string{"AWS_LAMBDA_RUNTIME_API", "FC_RUNTIME_API"} {
 		cmd := exec.Command(bootstrap)
-		cmd.Env = []string{runtime + "=127.0.0.1:1", "LIVEPACK_ENDPOINT=http://127.0.0.1:9", "HOME=" + t.TempDir()}
+		cmd.Env = []string{runtime + "=127.0.0.1:1", "LIVEPACK_ENDPOINT=http://127.0.0.1:9", "LIVEPACK_STATE=dynamodb://livepack-state",
+			"LIVEPACK_NOTIFY=none", "HOME=" + t.TempDir()}
 		out, err := cmd.CombinedOutput()
 		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
 			t.Fatalf("%s: exit %v, want 2: %s", runtime, err, out)
 		}
 		if lines := strings.Split(strings.TrimSpace(string(out)), "\n"); len(lines) != 1 || !strings.HasPrefix(lines[0], "LIVEPACK_ENDPOINT: ") {
 			t.Fatalf("%s: want one line naming LIVEPACK_ENDPOINT, got:\n%s", runtime, out)
+		}
+	}
+}
+
+// TestCloudRefusesUnsetStateAndNotify: a cloud function without a shared state store, with a
+// per-instance one not allowed on purpose, or without a notice sink stops at start with one
+// line naming the variable.
+func TestCloudRefusesUnsetStateAndNotify(t *testing.T) {
+	for _, runtime := range []string{"AWS_LAMBDA_RUNTIME_API", "FC_RUNTIME_API"} {
+		for _, tc := range []struct {
+			env  []string
+			line string
+		}{
+			{[]string{"LIVEPACK_NOTIFY=none"}, "LIVEPACK_STATE: unset: "},
+			{[]string{"LIVEPACK_NOTIFY=none", "LIVEPACK_STATE=memory"}, "LIVEPACK_STATE: memory keeps records in one instance only"},
+			{[]string{"LIVEPACK_STATE=dynamodb://livepack-state"}, "LIVEPACK_NOTIFY: unset: "},
+		} {
+			cmd := exec.Command(bootstrap)
+			cmd.Env = append([]string{runtime + "=127.0.0.1:1", "HOME=" + t.TempDir()}, tc.env...)
+			out, err := cmd.CombinedOutput()
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+				t.Fatalf("%s %v: exit %v, want 2: %s", runtime, tc.env, err, out)
+			}
+			if lines := strings.Split(strings.TrimSpace(string(out)), "\n"); len(lines) != 1 || !strings.HasPrefix(lines[0], tc.line) {
+				t.Fatalf("%s %v: want one line starting %q, got:\n%s", runtime, tc.env, tc.line, out)
+			}
 		}
 	}
 }

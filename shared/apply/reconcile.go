@@ -80,7 +80,13 @@ type cursorState struct {
 	CompletedAt time.Time `json:"completedAt,omitzero"`
 	// Last is the previous complete pass.
 	Last *lastPass `json:"last,omitempty"`
+	// Announced is when a report last sent a pass-complete notice, carried from pass to pass.
+	Announced time.Time `json:"announcedAt,omitzero"`
 }
+
+// passQuiet is how long a report stays quiet about passes that found neither drift nor
+// failures: one such pass-complete notice a day, not one per pass (96 a day at 15 minutes).
+const passQuiet = 24 * time.Hour
 
 type lastPass struct {
 	Pass        int       `json:"pass"`
@@ -207,7 +213,7 @@ func (r *reconciler) lease(ctx context.Context) time.Time {
 // newPass starts a pass: the previous pass's pages go, the count restarts.
 func (r *reconciler) newPass(ctx context.Context) error {
 	prev := r.st
-	r.st = cursorState{Pass: prev.Pass + 1, StartedAt: r.e.now().UTC(), ListPage: 1, Last: prev.Last}
+	r.st = cursorState{Pass: prev.Pass + 1, StartedAt: r.e.now().UTC(), ListPage: 1, Last: prev.Last, Announced: prev.Announced}
 	if prev.Done {
 		r.st.Last = &lastPass{Pass: prev.Pass, CompletedAt: prev.CompletedAt, Domains: prev.Total, Drift: prev.Drift, Digest: prev.Digest}
 	}
@@ -520,7 +526,9 @@ func (r *reconciler) finish(ctx context.Context, stop string) {
 	if err := r.cur.SetMarks(sctx, r.name, r.marks); err != nil {
 		r.s.log.Error("recording drift marks failed", "cursor", r.name, "err", err)
 	}
-	if r.mode == Report && (len(r.marks) > 0 || r.st.Done) {
+	// A pass's end is announced when it found drift or failures, or once a day when it found
+	// neither; drift that changed is announced by the run that saw it.
+	if r.mode == Report && (len(r.marks) > 0 || r.st.Done && (r.st.Drift > 0 || r.st.Failed > 0 || r.e.now().Sub(r.st.Announced) >= passQuiet)) {
 		r.notice()
 	}
 	r.release(ctx)
@@ -567,6 +575,8 @@ func (r *reconciler) notice() {
 	if r.st.Done {
 		dr.StartedAt, dr.Domains, dr.DriftConfig, dr.Digest = r.st.StartedAt, r.st.Total, r.st.Drift, r.st.Digest
 		dr.SameAsLast = r.st.Last != nil && r.st.Last.Digest == r.st.Digest
+		dr.Checked, dr.Gone, dr.Failed = r.st.Checked, r.st.Gone, r.st.Failed
+		r.st.Announced = r.e.now().UTC()
 	}
 	n, err := notify.Report(r.e.now().UTC(), dr)
 	if err != nil {

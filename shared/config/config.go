@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -106,13 +107,25 @@ type Config struct {
 	// WebhookSecrets verifies the CMS webhook; nil refuses every request.
 	WebhookSecrets *webhooksig.Verifier
 	// Notify is the comma-separated sink list; NotifySecret signs generic webhook notices.
+	// LIVEPACK_NOTIFY=none leaves it empty on purpose (NotifyNone): in the cloud an unset
+	// LIVEPACK_NOTIFY is refused, so that notices are never dropped by an oversight.
 	Notify       string
+	NotifyNone   bool
 	NotifySecret string
-	// State is the idempotency store spec; StateWarning is set when the default is a
-	// per-instance memory store that cannot deduplicate across instances, or when the
-	// embedded emulator (the CLI without LIVEPACK_ENDPOINT) overrides LIVEPACK_STATE.
-	State        string
+	// State is the state store spec as given (LIVEPACK_STATE, or the CLI's default);
+	// StateSpec is what it names, parsed for the host's wiring. StateWarning is set when the
+	// store cannot deduplicate across instances (memory or file: accepted in the cloud with
+	// LIVEPACK_VOLATILE_STATE=1), or when the embedded emulator (the CLI without
+	// LIVEPACK_ENDPOINT) overrides LIVEPACK_STATE.
+	State string
+	StateSpec
 	StateWarning string
+	// VolatileState (LIVEPACK_VOLATILE_STATE=1) lets FC and Lambda keep their state in memory
+	// or a file: on purpose, accepting records lost with the instance.
+	VolatileState bool
+	// WebhookDomains (LIVEPACK_WEBHOOK_DOMAINS) are the domain globs a CMS webhook document
+	// may name; nil means any. A document naming another domain is refused before any call.
+	WebhookDomains []string
 	// Rate is the Live API calls per minute this deployment may spend.
 	Rate int
 	// Reserve is the share of Rate the scheduled reconcile leaves to interactive triggers.
@@ -242,8 +255,15 @@ func FromEnv(host Host, getenv func(string) string) (Config, error) {
 	}
 
 	c.Notify = strings.TrimSpace(getenv("LIVEPACK_NOTIFY"))
-	if c.Notify == "" && host == CLI {
+	switch {
+	case strings.EqualFold(c.Notify, "none"):
+		c.Notify, c.NotifyNone = "", true
+	case c.Notify == "" && host == CLI:
 		c.Notify = "stdout"
+	case c.Notify == "":
+		bad("LIVEPACK_NOTIFY", "unset: a cloud function sends its restart-ingest notices to sinks (http(s)://… or a DingTalk robot URL, comma-separated); set none to run without one on purpose (each result still carries its notices)")
+	case hasItem(c.Notify, "none"):
+		bad("LIVEPACK_NOTIFY", "none means no sink and cannot be listed with sinks")
 	}
 	c.NotifySecret = strings.TrimSpace(getenv("LIVEPACK_NOTIFY_SECRET"))
 	if c.NotifySecret != "" {
@@ -252,29 +272,57 @@ func FromEnv(host Host, getenv func(string) string) (Config, error) {
 		}
 	}
 
+	volatileBad := false
+	switch v := strings.TrimSpace(getenv("LIVEPACK_VOLATILE_STATE")); v {
+	case "":
+	case "1":
+		c.VolatileState = true
+	default:
+		volatileBad = true
+		bad("LIVEPACK_VOLATILE_STATE", "want 1 (keep a cloud function's state in memory or a file, lost with the instance) or unset, got %q", v)
+	}
+
 	c.State = strings.TrimSpace(getenv("LIVEPACK_STATE"))
-	if host == CLI && c.Endpoint == "" {
+	switch {
+	case host == CLI && c.Endpoint == "":
 		// The embedded emulator lives for one command and starts from its seed: records kept
 		// beyond it would replay changes the next emulator never saw.
-		if err := checkState(c.State); c.State != "" && c.State != "memory" && err == nil {
+		if _, err := ParseState(c.State, host, getenv); c.State != "" && c.State != "memory" && err == nil {
 			c.StateWarning = "LIVEPACK_STATE is ignored on the embedded emulator: its state lives and dies with the emulator; set LIVEPACK_ENDPOINT to keep records in " + redisconn.Redact(c.State)
 		} else if c.State != "" && err != nil {
 			bad("LIVEPACK_STATE", "%v", err)
 		}
 		c.State = "memory"
-	} else if c.State == "" {
-		if host == CLI {
-			dir, err := os.UserCacheDir()
-			if err != nil {
-				dir = os.TempDir()
-			}
-			c.State = "file:" + filepath.Join(dir, "livepack", "state.db")
-		} else {
-			c.State = "memory"
-			c.StateWarning = "LIVEPACK_STATE is unset: idempotency records live in this instance's memory only; set redis://HOST:PORT/DB to deduplicate across instances"
+	case c.State == "" && host == CLI:
+		dir, err := os.UserCacheDir()
+		if err != nil {
+			dir = os.TempDir()
 		}
-	} else if err := checkState(c.State); err != nil {
+		c.State = "file:" + filepath.Join(dir, "livepack", "state.db")
+	case c.State == "":
+		bad("LIVEPACK_STATE", "unset: a cloud function keeps its records in a store every instance shares: dynamodb://TABLE, tablestore://INSTANCE/TABLE or redis://HOST:PORT/DB (the templates set it)")
+	}
+	if c.State == "" {
+		// Refused above.
+	} else if spec, err := ParseState(c.State, host, getenv); err != nil {
 		bad("LIVEPACK_STATE", "%v", err)
+	} else {
+		c.StateSpec = spec
+		if host != CLI && !spec.Shared() {
+			if !c.VolatileState && !volatileBad {
+				bad("LIVEPACK_STATE", "%s keeps records in one instance only, lost when it stops, so retries and other instances apply and announce changes again: use dynamodb://TABLE, tablestore://INSTANCE/TABLE or redis://HOST:PORT/DB, or set LIVEPACK_VOLATILE_STATE=1 to accept that", spec.StateKind)
+			} else if c.VolatileState {
+				c.StateWarning = "LIVEPACK_STATE=" + string(spec.StateKind) + " with LIVEPACK_VOLATILE_STATE=1: records live in this instance only and are lost with it; other instances and retries may apply and announce a change again"
+			}
+		}
+	}
+
+	if v := strings.TrimSpace(getenv("LIVEPACK_WEBHOOK_DOMAINS")); v != "" {
+		globs, err := parseDomainGlobs(v)
+		if err != nil {
+			bad("LIVEPACK_WEBHOOK_DOMAINS", "%v", err)
+		}
+		c.WebhookDomains = globs
 	}
 
 	c.Namespace = strings.TrimSpace(getenv("LIVEPACK_NAMESPACE"))
@@ -451,21 +499,28 @@ func regionOK(r string) bool {
 	return true
 }
 
-func checkState(v string) error {
-	switch {
-	case v == "memory":
-		return nil
-	case strings.HasPrefix(v, "file:") && len(v) > len("file:"):
-		return nil
-	case strings.HasPrefix(v, "redis://") || strings.HasPrefix(v, "rediss://"):
-		// The URL is checked as the pool will read it; the pool dials nothing yet.
-		p, err := redisconn.New(v, redisconn.Options{})
-		if err != nil {
-			return err
+// hasItem reports whether the comma-separated list holds item (case-insensitively).
+func hasItem(list, item string) bool {
+	for _, it := range strings.Split(list, ",") {
+		if strings.EqualFold(strings.TrimSpace(it), item) {
+			return true
 		}
-		return p.Close()
 	}
-	return fmt.Errorf("want memory, file:PATH or redis://HOST:PORT/DB, got %q", redisconn.Redact(v))
+	return false
+}
+
+// parseDomainGlobs reads LIVEPACK_WEBHOOK_DOMAINS: domain names or globs (path.Match syntax,
+// as default policies name domains), separated by spaces or commas.
+func parseDomainGlobs(v string) ([]string, error) {
+	var out []string
+	for _, g := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' }) {
+		g = strings.ToLower(g)
+		if _, err := path.Match(g, ""); err != nil || strings.ContainsAny(g, "/:") {
+			return nil, fmt.Errorf("want domain names or globs such as *.example.com, separated by spaces or commas; %q is not one", g)
+		}
+		out = append(out, g)
+	}
+	return out, nil
 }
 
 // loadPolicies reads LIVEPACK_POLICIES: inline JSON when it starts like JSON, else a path.

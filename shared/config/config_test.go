@@ -22,8 +22,8 @@ func TestDefaults(t *testing.T) {
 		t.Fatalf("CLI on the embedded emulator with LIVEPACK_STATE set: %+v %v", kept, err)
 	}
 	for _, h := range []Host{FC, Lambda} {
-		c, err := FromEnv(h, env(nil))
-		if err != nil || c.Endpoint != DefaultEndpoint || c.Notify != "" || c.State != "memory" || c.StateWarning == "" {
+		c, err := FromEnv(h, env(map[string]string{"LIVEPACK_STATE": "redis://cache:6379/0", "LIVEPACK_NOTIFY": "none"}))
+		if err != nil || c.Endpoint != DefaultEndpoint || c.Notify != "" || !c.NotifyNone || c.StateKind != StateRedis || c.StateWarning != "" {
 			t.Fatalf("%s defaults: %+v %v", h, c, err)
 		}
 	}
@@ -100,14 +100,14 @@ func TestPoliciesFromFileOrInline(t *testing.T) {
 }
 
 func TestAccessKeyHidden(t *testing.T) {
-	c, err := FromEnv(FC, env(map[string]string{"ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAI1", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "topsecret"}))
+	c, err := FromEnv(FC, env(cloud(map[string]string{"ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAI1", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "topsecret"})))
 	if err != nil || c.AccessKey.Secret != "topsecret" {
 		t.Fatal(err)
 	}
 	if s := c.AccessKey.String(); strings.Contains(s, "topsecret") {
 		t.Fatalf("String shows the secret: %s", s)
 	}
-	if _, err := FromEnv(FC, env(map[string]string{"ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAI1"})); err == nil {
+	if _, err := FromEnv(FC, env(cloud(map[string]string{"ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAI1"}))); err == nil {
 		t.Fatal("an id without a secret was accepted")
 	}
 }
@@ -129,7 +129,11 @@ func TestNamespace(t *testing.T) {
 		{CLI, map[string]string{"LIVEPACK_NAMESPACE": strings.Repeat("n", 64)}, strings.Repeat("n", 64)},
 	}
 	for _, tt := range tests {
-		c, err := FromEnv(tt.host, env(tt.env))
+		e := tt.env
+		if tt.host != CLI {
+			e = cloud(e)
+		}
+		c, err := FromEnv(tt.host, env(e))
 		if err != nil || c.Namespace != tt.want {
 			t.Errorf("%s %v: namespace %q, %v; want %q", tt.host, tt.env, c.Namespace, err, tt.want)
 		}
@@ -148,7 +152,7 @@ func TestStateURLs(t *testing.T) {
 		"redis://cache:6379/0": true, "rediss://user:pw@cache:6380/2": true, "redis://cache": true,
 		"redis://:s3cret@cache:6379/x": false, "redis://:s3cret@cache:6379/0?pool_size=5": false, "redis://": false,
 	} {
-		_, err := FromEnv(FC, env(map[string]string{"LIVEPACK_STATE": v}))
+		_, err := FromEnv(FC, env(cloud(map[string]string{"LIVEPACK_STATE": v})))
 		if (err == nil) != ok || (err != nil && (!strings.HasPrefix(err.Error(), "LIVEPACK_STATE:") || strings.Contains(err.Error(), "s3cret"))) {
 			t.Errorf("LIVEPACK_STATE=%s: %v", v, err)
 		}

@@ -39,8 +39,8 @@ func TestEndpointByHostAndRegion(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := FromEnv(tc.host, env(map[string]string{"LIVEPACK_REGION": tc.region, "LIVEPACK_ENDPOINT": tc.endpoint,
-				"LIVEPACK_INSECURE_ENDPOINT": tc.insecure}))
+			c, err := FromEnv(tc.host, env(cloud(map[string]string{"LIVEPACK_REGION": tc.region, "LIVEPACK_ENDPOINT": tc.endpoint,
+				"LIVEPACK_INSECURE_ENDPOINT": tc.insecure})))
 			if tc.wantErr {
 				if err == nil || !strings.HasPrefix(err.Error(), tc.want+":") {
 					t.Fatalf("want a line naming %s, got %v", tc.want, err)
@@ -68,7 +68,7 @@ func TestSecretVariablesPerCloud(t *testing.T) {
 		{FC, "LIVEPACK_SECRET_NAME", true}, {Lambda, "LIVEPACK_SECRET_NAME", false}, {CLI, "LIVEPACK_SECRET_NAME", false},
 		{Lambda, "LIVEPACK_SECRET_ID", true}, {FC, "LIVEPACK_SECRET_ID", false}, {CLI, "LIVEPACK_SECRET_ID", false},
 	} {
-		_, err := FromEnv(tc.host, env(map[string]string{tc.name: "livepack"}))
+		_, err := FromEnv(tc.host, env(cloud(map[string]string{tc.name: "livepack"})))
 		if tc.ok != (err == nil) || (err != nil && !strings.HasPrefix(err.Error(), tc.name+":")) {
 			t.Errorf("%s=livepack on %s: %v", tc.name, tc.host, err)
 		}

@@ -12,7 +12,7 @@ import (
 // emulator (and allows plain HTTP for it) deploys a function that still calls the HTTPS
 // endpoint of its region.
 func TestSYAMLKeepsLocalEndpointOut(t *testing.T) {
-	shell := map[string]string{"LIVEPACK_ENDPOINT": "http://127.0.0.1:8080", "LIVEPACK_INSECURE_ENDPOINT": "1", "LIVEPACK_REGION": "ap-southeast-1"}
+	shell := map[string]string{"LIVEPACK_ENDPOINT": "http://127.0.0.1:8080", "LIVEPACK_INSECURE_ENDPOINT": "1", "LIVEPACK_REGION": "ap-southeast-1", "LIVEPACK_NOTIFY": "none"}
 	s, err := Render(readFile(t, "../../s.yaml"), func(k string) string { return shell[k] })
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +74,7 @@ func toString(v any) string {
 // function's environment, even when the deployer's shell has them.
 func TestSYAMLSecretsNotPlain(t *testing.T) {
 	shell := map[string]string{"LIVEPACK_WEBHOOK_SECRET": "whsec_c2hlbGw=", "LIVEPACK_NOTIFY_SECRET": "whsec_c2hlbGw=",
-		"ALIBABA_CLOUD_ACCESS_KEY_SECRET": "shell-secret", "LIVEPACK_SECRET_NAME": "prod-livepack"}
+		"ALIBABA_CLOUD_ACCESS_KEY_SECRET": "shell-secret", "LIVEPACK_SECRET_NAME": "prod-livepack", "LIVEPACK_NOTIFY": "none"}
 	s, err := Render(readFile(t, "../../s.yaml"), func(k string) string { return shell[k] })
 	if err != nil {
 		t.Fatal(err)

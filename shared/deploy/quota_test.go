@@ -27,57 +27,34 @@ func quotaSafe(t *testing.T, h config.Host, env map[string]string) {
 }
 
 func TestSYAMLDefaultsWithinQuota(t *testing.T) {
-	for _, r := range render(t).Resources {
-		if r.Component != "fc3" {
-			continue
-		}
-		env := map[string]string{}
-		for k, v := range r.Props["environmentVariables"].(map[string]any) {
-			env[k] = fmt.Sprint(v)
-		}
-		conc, _ := r.Props["concurrencyConfig"].(map[string]any)
-		if r.Props["instanceConcurrency"] != 1 || conc == nil || fmt.Sprint(conc["reservedConcurrency"]) != env["LIVEPACK_MAX_INSTANCES"] {
-			t.Fatalf("instances are not bounded by LIVEPACK_MAX_INSTANCES: instanceConcurrency %v, concurrencyConfig %v, env %s",
-				r.Props["instanceConcurrency"], conc, env["LIVEPACK_MAX_INSTANCES"])
+	for fn, props := range functions(t, render(t)) {
+		env := envOf(props)
+		conc, _ := props["concurrencyConfig"].(map[string]any)
+		if props["instanceConcurrency"] != 1 || conc == nil || fmt.Sprint(conc["reservedConcurrency"]) != env["LIVEPACK_MAX_INSTANCES"] {
+			t.Fatalf("%s: instances are not bounded by LIVEPACK_MAX_INSTANCES: instanceConcurrency %v, concurrencyConfig %v, env %s",
+				fn, props["instanceConcurrency"], conc, env["LIVEPACK_MAX_INSTANCES"])
 		}
 		quotaSafe(t, config.FC, env)
 	}
 }
 
+// TestTemplateDefaultsWithinQuota: each function's environment, with the parameters' defaults
+// (and the required Notify), passes the function's own start-up check; the reserved
+// concurrency and LIVEPACK_MAX_INSTANCES agree, and the webhook's function defaults to more
+// than one instance, the budget being shared through the state table.
 func TestTemplateDefaultsWithinQuota(t *testing.T) {
-	var tpl struct {
-		Parameters map[string]struct {
-			Default any `yaml:"Default"`
-		} `yaml:"Parameters"`
-		Resources map[string]struct {
-			Properties struct {
-				ReservedConcurrentExecutions any `yaml:"ReservedConcurrentExecutions"`
-				Environment                  struct {
-					Variables map[string]any `yaml:"Variables"`
-				} `yaml:"Environment"`
-			} `yaml:"Properties"`
-		} `yaml:"Resources"`
-	}
-	// A !Ref decodes as its scalar, the parameter's name: resolved against the defaults below.
-	if err := yaml.Unmarshal(readFile(t, "../../template.yaml"), &tpl); err != nil {
-		t.Fatal(err)
-	}
-	fn := tpl.Resources["LivepackFunction"].Properties
-	param := func(v any) string {
-		if p, ok := tpl.Parameters[fmt.Sprint(v)]; ok {
-			return fmt.Sprint(p.Default)
+	tpl := loadTemplate(t)
+	for _, fn := range []string{"LivepackFunction", "ReconcileFunction"} {
+		env := tpl.env(t, fn, map[string]string{"Notify": "none"})
+		quotaSafe(t, config.Lambda, env)
+		reserved := fmt.Sprint(tpl.eval(t, tpl.props(t, fn)["ReservedConcurrentExecutions"], map[string]string{"Notify": "none"}))
+		if reserved != env["LIVEPACK_MAX_INSTANCES"] {
+			t.Fatalf("%s: reserved concurrency %s and LIVEPACK_MAX_INSTANCES %s differ", fn, reserved, env["LIVEPACK_MAX_INSTANCES"])
 		}
-		return fmt.Sprint(v)
+		if fn == "LivepackFunction" && reserved == "1" {
+			t.Fatalf("%s defaults to one instance", fn)
+		}
 	}
-	env := map[string]string{}
-	for k, v := range fn.Environment.Variables {
-		env[k] = param(v)
-	}
-	if fn.ReservedConcurrentExecutions != "MaxInstances" || fn.Environment.Variables["LIVEPACK_MAX_INSTANCES"] != "MaxInstances" {
-		t.Fatalf("reserved concurrency %v and LIVEPACK_MAX_INSTANCES %v: want both from MaxInstances",
-			fn.ReservedConcurrentExecutions, fn.Environment.Variables["LIVEPACK_MAX_INSTANCES"])
-	}
-	quotaSafe(t, config.Lambda, env)
 }
 
 // TestTemplateRateUncapped: an account can have its quota raised, so the template accepts any

@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand"
 	"net"
 	"net/http"
@@ -85,6 +86,11 @@ type Seed struct {
 	// StopTime) and the open record of each online stream. A seed may give past ingests; the
 	// online streams' records are added at start.
 	PublishHistory []Publish `json:"publishHistory,omitempty"`
+	// Secrets are the KMS Secrets Manager secrets GetSecretValue serves (name → SecretData),
+	// so `livepack emulator -seed FILE` serves the Function Compute secrets path
+	// (LIVEPACK_SECRET_NAME) to a function started outside the emulator's process. They are
+	// never shown by /_emulator/state.
+	Secrets map[string]string `json:"secrets,omitempty"`
 }
 
 // DefaultSeed is the embedded seed: the domains the sample events name.
@@ -154,7 +160,8 @@ type Options struct {
 	DomainConfiguring time.Duration
 	// Credentials maps AccessKeyId to secret; nil means the embedded pair.
 	Credentials map[string]string
-	// Secrets are the KMS Secrets Manager secrets GetSecretValue serves (name → SecretData).
+	// Secrets are KMS Secrets Manager secrets GetSecretValue serves (name → SecretData), in
+	// addition to the seed's; a name in both takes this one.
 	Secrets map[string]string
 	// TablestorePage caps the rows of one GetRange answer below the service's 5,000, so that
 	// tests page through next_start_primary_key with few rows; 0 means 5,000.
@@ -210,6 +217,8 @@ type Server struct {
 	arrivals map[string]arrival
 	// tables are the Tablestore tables the emulator serves (tablestore.go).
 	tables otsTables
+	// secrets are the KMS secrets served: the seed's and Options.Secrets.
+	secrets map[string]string
 }
 
 // New returns a Server holding a copy of opts.Seed.
@@ -239,6 +248,11 @@ func New(opts Options) *Server {
 	s.state.OnlineStreams = append([]Stream{}, opts.Seed.OnlineStreams...)
 	s.state.PackageConfigs = append([]PackageConfig{}, opts.Seed.PackageConfigs...)
 	s.seedStreams(opts.Seed)
+	s.secrets = maps.Clone(opts.Seed.Secrets)
+	if s.secrets == nil {
+		s.secrets = map[string]string{}
+	}
+	maps.Copy(s.secrets, opts.Secrets)
 	return s
 }
 

@@ -9,7 +9,8 @@ import (
 // official SDK. Calls are signed and checked exactly as Live calls are.
 const KMSVersion = "2016-01-20"
 
-// kms answers a KMS call: GetSecretValue of Options.Secrets, in the documented response shape.
+// kms answers a KMS call: GetSecretValue of the seed's secrets and Options.Secrets, in the
+// documented response shape.
 func (s *Server) kms(req *request) (map[string]any, *apiError) {
 	switch req.action {
 	case "GetSecretValue":
@@ -23,7 +24,7 @@ func (s *Server) kms(req *request) (map[string]any, *apiError) {
 		return nil, fail(http.StatusBadRequest, "MissingParameter", "The input parameter \"SecretName\" that is mandatory for processing this request is not supplied.")
 	}
 	s.mu.Lock()
-	data, ok := s.opts.Secrets[name]
+	data, ok := s.secrets[name]
 	s.mu.Unlock()
 	if !ok {
 		return nil, fail(http.StatusNotFound, "Forbidden.ResourceNotFound", "The resource you requested is not found.")

@@ -27,6 +27,9 @@ type Handler struct {
 	// CallsPerMinute is the deployment's Live API budget (LIVEPACK_RATE), which the webhook
 	// weighs a document against before applying it; zero skips that check. Set it before use.
 	CallsPerMinute int
+	// WebhookDomains (LIVEPACK_WEBHOOK_DOMAINS) bounds the domains a CMS webhook document may
+	// name; nil means any. Set it before use.
+	WebhookDomains []string
 
 	opts     apply.Options
 	verifier *webhooksig.Verifier
@@ -92,7 +95,7 @@ func (h *Handler) Invoke(ctx context.Context, raw []byte) (Response, error) {
 	opts := h.opts
 	opts.Logger = log
 	engine := apply.New(opts)
-	wh := &webhook.Handler{Verifier: h.verifier, Apply: engine.Apply, Log: log, CallsPerMinute: h.CallsPerMinute}
+	wh := &webhook.Handler{Verifier: h.verifier, Apply: engine.Apply, Log: log, CallsPerMinute: h.CallsPerMinute, Domains: h.WebhookDomains}
 	log = log.With("trigger", string(req.Kind), "source", req.Source)
 	switch req.Kind {
 	case intake.Webhook:
@@ -237,6 +240,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	opts := h.opts
 	opts.Logger = log
 	engine := apply.New(opts)
-	wh := &webhook.Handler{Verifier: h.verifier, Apply: engine.Apply, Log: log, CallsPerMinute: h.CallsPerMinute}
+	wh := &webhook.Handler{Verifier: h.verifier, Apply: engine.Apply, Log: log, CallsPerMinute: h.CallsPerMinute, Domains: h.WebhookDomains}
 	wh.ServeHTTP(w, r.WithContext(WithRequestID(r.Context(), id)))
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/livepack/livepack/shared/apply"
 	"github.com/livepack/livepack/shared/emulator"
+	"github.com/livepack/livepack/shared/eventkey"
 	"github.com/livepack/livepack/shared/handler"
 	"github.com/livepack/livepack/shared/liveapi"
 	"github.com/livepack/livepack/shared/store/memstore"
@@ -138,7 +139,7 @@ func TestPoisonAcknowledged(t *testing.T) {
 		t.Fatalf("payload mismatch: %+v %v\n%s", resp.Result, err, logs.String())
 	}
 	// The acknowledged error is kept for a caller reporting to a person.
-	if !errors.Is(resp.Dropped, idempotency.ErrPayloadMismatch) {
+	if !errors.Is(resp.Dropped, eventkey.ErrPayloadMismatch) {
 		t.Fatalf("Dropped = %v", resp.Dropped)
 	}
 	if resp, _ := h.Invoke(context.Background(), doc("HLS_CMAF")); resp.Dropped != nil {

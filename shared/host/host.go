@@ -155,6 +155,7 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) 
 	}
 	w.Handler = handler.New(apply.Options{API: api, Store: st, Sinks: sinks, Defaults: cfg.Defaults}, cfg.WebhookSecrets, log)
 	w.Handler.CallsPerMinute = cfg.Rate
+	w.Handler.WebhookDomains = cfg.WebhookDomains
 	return w, nil
 }
 

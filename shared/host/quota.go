@@ -15,6 +15,9 @@ func QuotaSafety(cfg config.Config) (warn bool, msg string) {
 	if strings.HasPrefix(cfg.State, "redis://") || strings.HasPrefix(cfg.State, "rediss://") {
 		return false, fmt.Sprintf("quota: one budget of %d calls/min shared through Redis by every instance (account quota %d/min)", cfg.Rate, config.AccountQuota)
 	}
+	if cfg.StateSpec.Shared() {
+		return false, fmt.Sprintf("quota: one budget of %d calls/min shared through the %s state store by every instance (account quota %d/min)", cfg.Rate, cfg.StateKind, config.AccountQuota)
+	}
 	n := cfg.MaxInstances
 	if n == 0 {
 		over := config.AccountQuota/cfg.Rate + 1

@@ -25,9 +25,15 @@ func TestQuotaSafety(t *testing.T) {
 		{"file:/tmp/s.db", 2, 200, true, "= 400 calls/min exceeds"},
 		{"redis://r:6379/0", 0, 250, false, "one budget of 250 calls/min shared through Redis"},
 		{"rediss://r:6379/0", 50, 250, false, "shared through Redis"},
+		{"dynamodb://livepack-state", 10, 250, false, "one budget of 250 calls/min shared through the dynamodb state store by every instance"},
+		{"tablestore://livepack/livepack_state", 10, 250, false, "shared through the tablestore state store"},
 	}
 	for _, tt := range tests {
-		warn, msg := QuotaSafety(config.Config{State: tt.state, MaxInstances: tt.instances, Rate: tt.rate})
+		spec, err := config.ParseState(tt.state, config.Lambda, func(string) string { return "" })
+		if err != nil {
+			t.Fatal(err)
+		}
+		warn, msg := QuotaSafety(config.Config{State: tt.state, StateSpec: spec, MaxInstances: tt.instances, Rate: tt.rate})
 		if warn != tt.warn || !strings.Contains(msg, tt.want) {
 			t.Errorf("%s, %d instances, rate %d: warn %v %q; want warn %v and %q", tt.state, tt.instances, tt.rate, warn, msg, tt.warn, tt.want)
 		}

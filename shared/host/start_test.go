@@ -35,7 +35,7 @@ func TestEmulatorKeyPairOnlyOnCLI(t *testing.T) {
 			"", "FC invocation role credentials, else access key from ALIBABA_CLOUD_ACCESS_KEY_ID (STS)", false},
 	}
 	for _, tc := range tests {
-		env := map[string]string{"LIVEPACK_STATE": "memory"}
+		env := map[string]string{"LIVEPACK_STATE": "memory", "LIVEPACK_VOLATILE_STATE": "1", "LIVEPACK_NOTIFY": "none"}
 		for k, v := range tc.env {
 			env[k] = v
 		}

@@ -22,29 +22,43 @@ type DriftReport struct {
 	Changed   []Drift
 	Cleared   []string
 	Truncated int
-	// Complete marks the end of the pass; the fields below are then the pass's.
+	// Complete marks the end of the pass; the fields below are then the pass's: its domains,
+	// those checked, those deleted since the pass began (Gone), the configs that differ from
+	// the policies and those that failed.
 	Complete    bool
 	StartedAt   time.Time
 	Domains     int
+	Checked     int
+	Gone        int
 	DriftConfig int
+	Failed      int
 	// Digest identifies the pass's drift set; SameAsLast says it equals the previous pass's.
 	Digest     string
 	SameAsLast bool
 }
 
 type passData struct {
-	Pass        int       `json:"pass"`
-	Changed     []Drift   `json:"drift"`
-	Cleared     []string  `json:"cleared"`
-	Truncated   int       `json:"truncated"`
-	Count       int       `json:"count"`
-	Complete    bool      `json:"complete"`
-	StartedAt   time.Time `json:"passStartedAt,omitzero"`
-	Domains     int       `json:"domains,omitempty"`
-	DriftConfig int       `json:"driftConfigs,omitempty"`
-	Digest      string    `json:"digest,omitempty"`
-	SameAsLast  bool      `json:"sameAsLastPass,omitempty"`
-	Message     string    `json:"message"`
+	Pass      int      `json:"pass"`
+	Changed   []Drift  `json:"drift"`
+	Cleared   []string `json:"cleared"`
+	Truncated int      `json:"truncated"`
+	Count     int      `json:"count"`
+	Complete  bool     `json:"complete"`
+	// The pass's totals, in a pass-complete notice only, every count present even when zero,
+	// so a receiver never mistakes a missing count for a clean pass.
+	*passTotals
+	Message string `json:"message"`
+}
+
+type passTotals struct {
+	StartedAt   time.Time `json:"passStartedAt"`
+	Domains     int       `json:"domains"`
+	Checked     int       `json:"checked"`
+	Gone        int       `json:"gone"`
+	DriftConfig int       `json:"driftConfigs"`
+	Failed      int       `json:"failed"`
+	Digest      string    `json:"digest"`
+	SameAsLast  bool      `json:"sameAsLastPass"`
 }
 
 // Report makes the one notice of a report-mode reconcile run: TypePass at the end of a pass,
@@ -67,9 +81,13 @@ func Report(at time.Time, r DriftReport) (Notice, error) {
 	d.Message = "Since these domains were last checked, " + changes + "; run the reconcile in enforce mode, or apply the policies, to repair drift."
 	if r.Complete {
 		typ = TypePass
-		d.StartedAt, d.Domains, d.DriftConfig, d.Digest, d.SameAsLast = r.StartedAt.UTC(), r.Domains, r.DriftConfig, r.Digest, r.SameAsLast
-		d.Message = fmt.Sprintf("The scheduled reconcile completed pass %d over %d domain(s): %d config(s) differ from the default policies.", r.Pass, r.Domains, r.DriftConfig)
-		if r.SameAsLast {
+		d.passTotals = &passTotals{StartedAt: r.StartedAt.UTC(), Domains: r.Domains, Checked: r.Checked, Gone: r.Gone,
+			DriftConfig: r.DriftConfig, Failed: r.Failed, Digest: r.Digest, SameAsLast: r.SameAsLast}
+		d.Message = fmt.Sprintf("The scheduled reconcile completed pass %d over %d domain(s): %d config(s) differ from the default policies, %d failed.", r.Pass, r.Domains, r.DriftConfig, r.Failed)
+		switch {
+		case r.DriftConfig == 0 && r.Failed == 0:
+			d.Message += " Everything is in line; the next such notice comes in a day."
+		case r.SameAsLast:
 			d.Message += " The drift is the same as in the previous pass."
 		}
 	}

@@ -410,6 +410,33 @@ func markdown(n Notice) ([]byte, error) {
 			fmt.Fprintf(&b, "- %s: %s\n", x.Target, x.Change)
 		}
 		fmt.Fprintf(&b, "\n%s\n", d.Message)
+	case TypePass:
+		var d struct {
+			passTotals
+			Pass    int     `json:"pass"`
+			Changed []Drift `json:"drift"`
+			Count   int     `json:"count"`
+			Message string  `json:"message"`
+		}
+		if err := json.Unmarshal(ev.Data, &d); err != nil {
+			return nil, err
+		}
+		title = fmt.Sprintf("livepack: reconcile pass %d complete", d.Pass)
+		fmt.Fprintf(&b, "### livepack: reconcile pass %d complete\n\n", d.Pass)
+		fmt.Fprintf(&b, "- Domains: %d (checked %d, gone %d)\n", d.Domains, d.Checked, d.Gone)
+		fmt.Fprintf(&b, "- **Drifted configs: %d**\n", d.DriftConfig)
+		fmt.Fprintf(&b, "- **Failed: %d**\n", d.Failed)
+		fmt.Fprintf(&b, "- Started: %s\n", d.StartedAt.Format(time.RFC3339))
+		if d.SameAsLast {
+			b.WriteString("- Same drift as the previous pass\n")
+		}
+		if d.Count > 0 {
+			fmt.Fprintf(&b, "- Drift that changed (%d):\n", d.Count)
+			for _, x := range d.Changed {
+				fmt.Fprintf(&b, "  - %s: %s\n", x.Target, x.Change)
+			}
+		}
+		fmt.Fprintf(&b, "\n%s\n", d.Message)
 	default:
 		title = "livepack: " + ev.Type
 		fmt.Fprintf(&b, "### %s\n\n%s\n", title, ev.Subject)

@@ -471,4 +471,3 @@ func TestStoreFailureAtEveryStep(t *testing.T) {
 		}
 	})
 }
-

@@ -197,11 +197,16 @@ func validDomain(s string) bool {
 func IsGlob(domain string) bool { return strings.ContainsAny(domain, "*?[") }
 
 // MatchesDomain reports whether the policy's DomainName (a name or a glob) covers domain.
-func (p Policy) MatchesDomain(domain string) bool {
-	if p.DomainName == domain {
+func (p Policy) MatchesDomain(domain string) bool { return MatchDomain(p.DomainName, domain) }
+
+// MatchDomain reports whether glob (a domain name, or a path.Match pattern such as
+// *.example.com) covers domain. It is the one matcher of domain patterns, so default policies
+// and the webhook's domain bounds (LIVEPACK_WEBHOOK_DOMAINS) read a pattern the same way.
+func MatchDomain(glob, domain string) bool {
+	if glob == domain {
 		return true
 	}
-	ok, err := path.Match(p.DomainName, domain)
+	ok, err := path.Match(glob, domain)
 	return err == nil && ok
 }
 

@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -27,6 +28,7 @@ import (
 	"github.com/livepack/livepack/shared/classify"
 	"github.com/livepack/livepack/shared/eventkey"
 	"github.com/livepack/livepack/shared/intake"
+	"github.com/livepack/livepack/shared/liveapi"
 	"github.com/livepack/livepack/shared/policy"
 	"github.com/livepack/livepack/shared/quota"
 	"github.com/livepack/livepack/shared/webhooksig"
@@ -65,6 +67,10 @@ type Handler struct {
 	// fewest calls (apply.MinCalls) exceed what the budget can serve before the answer is due
 	// is refused up front with 413. Zero skips the check.
 	CallsPerMinute int
+	// Domains (LIVEPACK_WEBHOOK_DOMAINS) are the domain names or globs a document may name; a
+	// document naming any other domain is refused with 403 before any call, so a CMS whose
+	// secret leaked cannot reach the rest of the account. Nil means any domain.
+	Domains []string
 }
 
 // Handle answers one request, already decoded from its platform envelope.
@@ -99,6 +105,14 @@ func (h *Handler) Handle(ctx context.Context, req intake.HTTPRequest) intake.HTT
 	id := hdr.Get("webhook-id")
 	key := id
 	doc, err := policy.Parse(req.Body)
+	if outside := h.outside(doc); len(outside) > 0 {
+		log.Warn("webhook refused: the document names domains outside LIVEPACK_WEBHOOK_DOMAINS", "domains", outside)
+		b, _ := json.Marshal(map[string]any{
+			"error":   "the document names " + strings.Join(outside, ", ") + ", outside the domains this webhook may change (LIVEPACK_WEBHOOK_DOMAINS); nothing was applied",
+			"domains": outside,
+		})
+		return intake.HTTPResponse{Status: http.StatusForbidden, Header: http.Header{"Content-Type": {"application/json"}}, Body: b}
+	}
 	if err == nil {
 		if inv := apply.NamedDomains(doc); inv != nil {
 			err = inv
@@ -134,14 +148,14 @@ func (h *Handler) Handle(ctx context.Context, req intake.HTTPRequest) intake.HTT
 	case errors.Is(err, eventkey.ErrPayloadMismatch):
 		return text(http.StatusConflict, "webhook-id "+id+" was already used with a different body")
 	case errors.Is(err, quota.ErrExhausted) && class == classify.Retry:
-		r := jsonResponse(http.StatusTooManyRequests, res)
+		r := failed(http.StatusTooManyRequests, res, err)
 		r.Header.Set("Retry-After", strconv.Itoa(retryAfter))
 		return r
 	case class == classify.Misconfig:
 		// 500 rather than 503: the CMS must not take it for a passing hiccup, and alarms on
 		// server errors fire. The key was released, so a retry after the fix applies.
 		log.Error("webhook failed: livepack is misconfigured", "row", classify.RowOf(err), "err", err)
-		return jsonResponse(http.StatusInternalServerError, res)
+		return failed(http.StatusInternalServerError, res, err)
 	case class == classify.Terminal:
 		log.Warn("webhook finished with a terminal failure", "row", classify.RowOf(err), "err", err)
 		return jsonResponse(http.StatusOK, res)
@@ -149,10 +163,98 @@ func (h *Handler) Handle(ctx context.Context, req intake.HTTPRequest) intake.HTT
 		if !errors.Is(err, eventkey.ErrInProgress) && !errors.Is(err, apply.ErrRetryLater) {
 			log.Error("webhook failed", "row", classify.RowOf(err), "err", err)
 		}
-		r := jsonResponse(http.StatusServiceUnavailable, res)
+		r := failed(http.StatusServiceUnavailable, res, err)
 		r.Header.Set("Retry-After", strconv.Itoa(retryAfter))
 		return r
 	}
+}
+
+// outside returns the domains doc names that Domains does not cover, sorted and once each;
+// nil when every domain is covered or no bound is set.
+func (h *Handler) outside(doc policy.Document) []string {
+	if len(h.Domains) == 0 {
+		return nil
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, p := range doc.Policies {
+		d := strings.ToLower(p.DomainName)
+		if seen[d] {
+			continue
+		}
+		seen[d] = true
+		if !slices.ContainsFunc(h.Domains, func(g string) bool { return policy.MatchDomain(g, d) }) {
+			out = append(out, d)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Failure is the body of a 429 or 5xx answer. It says what kind of failure it was and the
+// error codes involved, and nothing else: an error's text can carry a RAM policy's wording,
+// a Redis reply or other internal detail that is for the logs, which keep it, not for the
+// caller.
+type Failure struct {
+	Trigger string `json:"trigger"`
+	Key     string `json:"key"`
+	// Error is a fixed sentence for the classification.
+	Error string `json:"error"`
+	// Classification is the class shared/classify gives the error: retry or misconfiguration.
+	Classification string `json:"classification"`
+	// Codes are the Live API's error codes the failure carries, sorted, once each.
+	Codes []string `json:"codes"`
+}
+
+var failureSentence = map[classify.Class]string{
+	classify.Retry:     "livepack could not finish now; nothing is lost: send the same request again after Retry-After",
+	classify.Misconfig: "livepack is misconfigured (its credentials, permissions or store); the request applies once an operator fixes it: the function's logs say what",
+}
+
+// failed answers status with a Failure describing err and res.
+func failed(status int, res apply.Result, err error) intake.HTTPResponse {
+	class := classify.Of(err)
+	f := Failure{Trigger: Trigger, Key: res.Key, Classification: class.String(), Codes: []string{}, Error: failureSentence[class]}
+	if f.Error == "" {
+		f.Error = "livepack failed; the function's logs say why"
+	}
+	if res.Trigger != "" {
+		f.Trigger = res.Trigger
+	}
+	for _, r := range res.Results {
+		for _, fe := range r.Errors {
+			f.Codes = append(f.Codes, fe.Code)
+		}
+	}
+	f.Codes = append(f.Codes, apiCodes(err)...)
+	slices.Sort(f.Codes)
+	f.Codes = slices.Compact(f.Codes)
+	f.Codes = slices.DeleteFunc(f.Codes, func(c string) bool { return c == "" })
+	return jsonResponse(status, f)
+}
+
+// apiCodes returns the codes of every Live API error in err's tree (wrapped or joined).
+func apiCodes(err error) []string {
+	var out []string
+	var walk func(error)
+	walk = func(e error) {
+		if e == nil {
+			return
+		}
+		if ae, ok := e.(*liveapi.Error); ok && ae.Code != "" {
+			out = append(out, ae.Code)
+		}
+		switch u := e.(type) {
+		case interface{ Unwrap() error }:
+			walk(u.Unwrap())
+		case interface{ Unwrap() []error }:
+			for _, x := range u.Unwrap() {
+				walk(x)
+			}
+		}
+	}
+	walk(err)
+	return out
 }
 
 // capacity is the most calls a budget of perMinute can serve before ctx's answer is due: a full

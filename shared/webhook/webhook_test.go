@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -201,6 +202,128 @@ func TestDocumentSizeAndTime(t *testing.T) {
 			}
 			if applied != (tt.status == 200 || tt.name == "engine refused") {
 				t.Fatalf("applied = %v", applied)
+			}
+		})
+	}
+}
+
+// TestDomainBounds: with LIVEPACK_WEBHOOK_DOMAINS set, a document naming any other domain is
+// refused with 403 before anything is applied, and the body names every such domain; one
+// within the bounds is applied. Without bounds, any domain is.
+func TestDomainBounds(t *testing.T) {
+	ver, err := webhooksig.NewVerifier(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := func(domains ...string) string {
+		var ps []string
+		for i, d := range domains {
+			ps = append(ps, fmt.Sprintf(`{"DomainName":%q,"AppName":"a%d","StreamName":"*","Protocol":"HLS_CMAF"}`, d, i))
+		}
+		return `{"policies":[` + strings.Join(ps, ",") + `]}`
+	}
+	tests := []struct {
+		name    string
+		bounds  []string
+		body    string
+		status  int
+		naming  []string
+		applied bool
+	}{
+		{"no bounds", nil, doc("play.other.com"), 200, nil, true},
+		{"within a glob", []string{"*.example.com"}, doc("play.example.com", "live.example.com"), 200, nil, true},
+		{"an exact name", []string{"play.example.com", "*.example.org"}, doc("play.example.com", "x.example.org"), 200, nil, true},
+		{"one outside", []string{"*.example.com"}, doc("play.example.com", "play.other.com"), 403, []string{"play.other.com"}, false},
+		{"every outsider named once", []string{"play.example.com"}, doc("b.other.com", "play.example.com", "a.other.com", "b.other.com"), 403, []string{"a.other.com", "b.other.com"}, false},
+		{"a glob's * spans dots, as path.Match reads it", []string{"*.example.com"}, doc("a.b.example.com"), 200, nil, true},
+		{"a suffix without its dot is another domain", []string{"*.example.com"}, doc("badexample.com"), 403, []string{"badexample.com"}, false},
+		{"outside and invalid: 403 first", []string{"*.example.com"}, `{"DomainName":"play.other.com","AppName":"a","StreamName":"s","Protocol":"X"}`, 403, []string{"play.other.com"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			applied := false
+			h := &Handler{Verifier: ver, Domains: tt.bounds, Apply: func(context.Context, string, string, string, []policy.Policy) (apply.Result, error) {
+				applied = true
+				return apply.Result{Results: []apply.PolicyResult{{Outcome: apply.Created}}}, nil
+			}}
+			resp := h.Handle(context.Background(), intake.HTTPRequest{Method: "POST", Header: signed(t, secret, "m1", time.Now(), tt.body), Body: []byte(tt.body)})
+			if resp.Status != tt.status || applied != tt.applied {
+				t.Fatalf("status %d applied %v, want %d %v: %s", resp.Status, applied, tt.status, tt.applied, resp.Body)
+			}
+			if tt.status != 403 {
+				return
+			}
+			var body struct {
+				Error   string
+				Domains []string
+			}
+			if err := json.Unmarshal(resp.Body, &body); err != nil {
+				t.Fatal(err)
+			}
+			if strings.Join(body.Domains, ",") != strings.Join(tt.naming, ",") || !strings.Contains(body.Error, strings.Join(tt.naming, ", ")) ||
+				!strings.Contains(body.Error, "LIVEPACK_WEBHOOK_DOMAINS") {
+				t.Fatalf("the body does not name %v: %s", tt.naming, resp.Body)
+			}
+		})
+	}
+}
+
+// TestFailureBodiesCarryCodesOnly: a 429 or 5xx answer says the classification and the Live
+// API's error codes, never an error's text (a RAM message, a Redis reply, a path), which the
+// logs keep.
+func TestFailureBodiesCarryCodesOnly(t *testing.T) {
+	ver, err := webhooksig.NewVerifier(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ram := &liveapi.Error{Action: "AddLivePackageConfig", Status: 403, Code: "Forbidden.RAM", RequestID: "req-1",
+		Message: "User not authorized to operate on the specified resource, or this API doesn't support RAM. acs:ram::1234:role/livepack-fc"}
+	throttled := &liveapi.Error{Action: "AddLivePackageConfig", Status: 400, Code: "Throttling.User", Message: "Request was denied due to user flow control."}
+	tests := []struct {
+		name   string
+		err    error
+		res    apply.Result
+		status int
+		class  string
+		codes  []string
+		hidden []string
+	}{
+		{"RAM refusal", fmt.Errorf("apply: %w", ram),
+			apply.Result{Key: "m1", Results: []apply.PolicyResult{{DomainName: "play.example.com", Outcome: apply.Failed, Reason: "livepack is misconfigured: " + ram.Error(),
+				Errors: []policy.FieldError{{Index: -1, Code: "Forbidden.RAM", Message: ram.Message}}}}},
+			500, "misconfiguration", []string{"Forbidden.RAM"}, []string{"not authorized", "acs:ram", "req-1", "livepack-fc"}},
+		{"Redis password", fmt.Errorf("store: %w: %w", classify.ErrMisconfigured, errors.New("WRONGPASS invalid username-password pair or user is disabled at 10.0.0.7:6379")),
+			apply.Result{Key: "m1"}, 500, "misconfiguration", []string{}, []string{"WRONGPASS", "10.0.0.7", "username-password"}},
+		{"Redis unreachable", fmt.Errorf("store: dial tcp 10.0.0.7:6379: %w", syscall.ECONNREFUSED),
+			apply.Result{Key: "m1", Results: []apply.PolicyResult{{Outcome: apply.Failed, Reason: "dial tcp 10.0.0.7:6379: connection refused"}}},
+			503, "retry", []string{}, []string{"10.0.0.7", "connection refused", "dial tcp"}},
+		{"throttled twice, joined", errors.Join(fmt.Errorf("a: %w", throttled), fmt.Errorf("b: %w", &liveapi.Error{Status: 503, Code: "ServiceUnavailable", Message: "internal node cn-sh-7 down"})),
+			apply.Result{Key: "m1"}, 503, "retry", []string{"ServiceUnavailable", "Throttling.User"}, []string{"flow control", "cn-sh-7"}},
+		{"quota", fmt.Errorf("apply: %w (needed 12 calls, 3 left at /var/run/x)", quota.ErrExhausted),
+			apply.Result{Key: "m1"}, 429, "retry", []string{}, []string{"/var/run/x", "needed 12"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := &Handler{Verifier: ver, Apply: func(context.Context, string, string, string, []policy.Policy) (apply.Result, error) {
+				return tt.res, tt.err
+			}}
+			resp := h.Handle(context.Background(), intake.HTTPRequest{Method: "POST", Header: signed(t, secret, "m1", time.Now(), validBody), Body: []byte(validBody)})
+			if resp.Status != tt.status {
+				t.Fatalf("status %d, want %d: %s", resp.Status, tt.status, resp.Body)
+			}
+			var f Failure
+			dec := json.NewDecoder(strings.NewReader(string(resp.Body)))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&f); err != nil {
+				t.Fatalf("the body is not a Failure: %v: %s", err, resp.Body)
+			}
+			if f.Classification != tt.class || strings.Join(f.Codes, ",") != strings.Join(tt.codes, ",") || f.Key != "m1" || f.Trigger != Trigger || f.Error == "" {
+				t.Fatalf("body %+v, want classification %s and codes %v", f, tt.class, tt.codes)
+			}
+			for _, s := range tt.hidden {
+				if strings.Contains(string(resp.Body), s) {
+					t.Errorf("the body shows %q: %s", s, resp.Body)
+				}
 			}
 		})
 	}
