@@ -21,6 +21,7 @@ import (
 	"github.com/livepack/livepack/shared/policy"
 	"github.com/livepack/livepack/shared/quota"
 	"github.com/livepack/livepack/shared/redisconn"
+	"github.com/livepack/livepack/shared/store"
 )
 
 func api(status int, code string) error {
@@ -67,9 +68,13 @@ func TestTable(t *testing.T) {
 
 		{"marked poison", fmt.Errorf("handler: %w: intake: AddLiveDomain event e1 has no requestParameters.DomainName", ErrPoison), Poison},
 		{"unrecognized event", fmt.Errorf("handler: %w", intake.ErrUnrecognized), Poison},
-		{"json syntax", fmt.Errorf("intake: %w", syntax), Poison},
-		{"json types", typeErr, Poison},
-		{"base64", b64, Poison},
+		{"undecodable event", fmt.Errorf("handler: %w: %w", ErrPoison, fmt.Errorf("intake: %w", syntax)), Poison},
+		// Only an event is poison: livepack's own records and the API's answers that fail to
+		// decode are a fault to retry (a partial read, a version skew), never a reason to drop.
+		{"json syntax of a stored record", fmt.Errorf("outbox: open intent: %w", syntax), Retry},
+		{"json types of an API answer", typeErr, Retry},
+		{"base64 of a stored record", b64, Retry},
+		{"store conflict past retries", fmt.Errorf("store: k: too many concurrent writers: %w", store.ErrConflict), Retry},
 		{"payload mismatch", fmt.Errorf("apply: k: %w", eventkey.ErrPayloadMismatch), Poison},
 
 		{"not ready", fmt.Errorf("domain x: %w", ErrDomainNotReady), Retry},

@@ -103,7 +103,7 @@ func TestInvokeWithRedisState(t *testing.T) {
 		t.Fatalf("second: exit %d\n%s\n%s", code, out, errs)
 	}
 	ns := "cli.cn-shanghai." + config.AccountDigest(env["LIVEPACK_ENDPOINT"], func(k string) string { return env[k] })
-	if n, err := redis.Int(rdb.Do(context.Background(), "EXISTS", "livepack:{"+ns+"}:quota:package")); err != nil || n != 1 {
+	if n, err := redis.Int(rdb.Do(context.Background(), "EXISTS", "livepack:{"+ns+"}:quota/package")); err != nil || n != 1 {
 		t.Fatalf("the shared quota key is missing: %d %v", n, err)
 	}
 }

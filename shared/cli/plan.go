@@ -103,11 +103,12 @@ func runPlan(ctx context.Context, file, format string, prune bool, sio IO) (int,
 
 var applyCommand = &command{
 	name:    "apply",
-	usage:   "[-f FILE|-] [-prune] [-o text|json] [-v]",
+	usage:   "[-f FILE|-] [-prune] [-id KEY] [-o text|json] [-v]",
 	summary: "apply a policy document and show each change with its outcome",
 	about: `Applies a policy document as 'livepack invoke' of the same document does (the same
-idempotency key: the document's "id", else a hash of its normalized policies; the same
-replay; the same restart-ingest notices) and prints each target's outcome with the fields
+idempotency key: -id KEY, else the document's "id", else a fresh key, so a document applied
+again is planned again from the API's state; the same replay of a key used before; the same
+restart-ingest notices) and prints each target's outcome with the fields
 it changed, previous -> new. With -prune, the configs of the document's domains (those its
 policies name and those its "domains" lists) that the document does not name are deleted as
 well (run 'livepack plan -prune' first to see which). An invalid document is refused with
@@ -123,6 +124,7 @@ $ livepack apply -f policies.json`,
 	setup: func(fs *flag.FlagSet, sio IO) runner {
 		file := fs.String("f", "-", "policy document `FILE`, or - for stdin")
 		prune := fs.Bool("prune", false, "also delete the configs of the document's domains that the document does not name")
+		id := fs.String("id", "", "idempotency `KEY`: applying the same document under the same key again replays the first result")
 		format := formatFlag(fs)
 		return func(ctx context.Context, _ []string) int {
 			out, doc, code := readDocument("apply", *file, *format, sio)
@@ -130,6 +132,15 @@ $ livepack apply -f policies.json`,
 				return code
 			}
 			raw := doc.raw
+			if *id != "" {
+				doc.ID = *id
+				b, err := json.Marshal(doc.Document)
+				if err != nil {
+					failf(sio, "apply", "%v", err)
+					return ExitFailed
+				}
+				raw = b
+			}
 			if *prune {
 				if raw, code = pruned(ctx, doc.Document, sio); code != ExitOK {
 					return code

@@ -158,9 +158,9 @@ func TestPlanApplyPrune(t *testing.T) {
 	if code, p := plan("-detailed-exitcode", "-prune"); code != 0 || p.Changes != 0 {
 		t.Fatalf("plan -prune after apply -prune: exit %d, %v", code, p.actions())
 	}
-	// The same key as invoke of the same document: invoking it now replays apply's result.
+	// Without an id, invoking the same document plans it again: no replay, nothing to change.
 	code, out, _ = run(t, env, "", "invoke", "-event", doc, "-o", "json")
-	if code != 0 || !strings.Contains(out, `"replayed": true`) {
+	if code != 0 || !strings.Contains(out, `"replayed": false`) || strings.Contains(out, `"outcome": "created"`) {
 		t.Fatalf("invoke of the applied document: exit %d\n%s", code, out)
 	}
 }
@@ -221,5 +221,22 @@ func TestExportRoundTrip(t *testing.T) {
 	}
 	if code, _, errs := run(t, env, "", "export", "-domain", "[x"); code != 1 || !strings.Contains(errs, "domain pattern") {
 		t.Fatalf("export -domain with a bad pattern: exit %d %s", code, errs)
+	}
+}
+
+// TestApplyWithoutIDPlansAgain: a document without an id applied twice is planned twice (the
+// second finds nothing to change, and is no replay); under -id KEY the second is a replay.
+func TestApplyWithoutIDPlansAgain(t *testing.T) {
+	env := map[string]string{"LIVEPACK_ENDPOINT": startEmulator(t), "LIVEPACK_STATE": "file:" + filepath.Join(t.TempDir(), "s.db"), "HOME": t.TempDir()}
+	doc := `{"policies":[{"DomainName":"play.example.com","AppName":"fresh","StreamName":"*","Protocol":"HLS_CMAF"}]}`
+	for i, want := range []string{`"replayed": false`, `"replayed": false`} {
+		if code, out, errs := run(t, env, doc, "apply", "-o", "json"); code != 0 || !strings.Contains(out, want) {
+			t.Fatalf("apply %d: exit %d\n%s\n%s", i, code, out, errs)
+		}
+	}
+	for i, want := range []string{`"replayed": false`, `"replayed": true`} {
+		if code, out, errs := run(t, env, doc, "apply", "-id", "k-1", "-o", "json"); code != 0 || !strings.Contains(out, want) {
+			t.Fatalf("apply -id %d: exit %d\n%s\n%s", i, code, out, errs)
+		}
 	}
 }

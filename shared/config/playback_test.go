@@ -13,7 +13,7 @@ func TestPlayback(t *testing.T) {
 		t.Fatalf("defaults: %+v %v", c.Playback, err)
 	}
 	c, err = FromEnv(Lambda, env(map[string]string{"LIVEPACK_PLAY_AUTH_KEY": "s3cr3t-key", "LIVEPACK_PLAYBACK_BASE": "http://127.0.0.1:9000/", "LIVEPACK_PROBE": "0",
-		"LIVEPACK_STATE": "memory"}))
+		"LIVEPACK_STATE": "memory", "LIVEPACK_VOLATILE_STATE": "1", "LIVEPACK_NOTIFY": "none"}))
 	if err != nil || c.Playback.AuthKey.Reveal() != "s3cr3t-key" || c.Playback.Base != "http://127.0.0.1:9000" || c.Playback.Probe != 0 {
 		t.Fatalf("set: %+v %v", c.Playback, err)
 	}

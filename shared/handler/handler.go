@@ -16,6 +16,7 @@ import (
 
 	"github.com/livepack/livepack/shared/apply"
 	"github.com/livepack/livepack/shared/classify"
+	"github.com/livepack/livepack/shared/eventkey"
 	"github.com/livepack/livepack/shared/intake"
 	"github.com/livepack/livepack/shared/policy"
 	"github.com/livepack/livepack/shared/webhook"
@@ -138,7 +139,9 @@ func (h *Handler) Invoke(ctx context.Context, raw []byte) (Response, error) {
 			key = doc.ID
 		}
 		if key == "" {
-			key = hash
+			// A document is desired state: applied again without an id, it is planned again
+			// (from a fresh Describe), never replayed from an earlier run's result.
+			key = "run-" + eventkey.NewHolder()
 		}
 		res, err := engine.Apply(ctx, string(req.Kind), key, hash, doc.Policies)
 		resp.Result = &res

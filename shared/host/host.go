@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"os"
 
 	"github.com/aliyun/credentials-go/credentials"
 
@@ -29,6 +30,33 @@ const (
 	EmulatorKeyID  = "emulator"
 	emulatorSecret = "emulator-secret"
 )
+
+// ErrNoCredentials: on the command line, with a real endpoint, the Alibaba Cloud default
+// credential chain found no credentials.
+var ErrNoCredentials = errors.New("no Alibaba Cloud credentials")
+
+// noCredentialsHelp names the variables of the default credential chain, in its order.
+const noCredentialsHelp = "set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET (with ALIBABA_CLOUD_SECURITY_TOKEN for an STS key); " +
+	"or for OIDC ALIBABA_CLOUD_ROLE_ARN, ALIBABA_CLOUD_OIDC_PROVIDER_ARN and ALIBABA_CLOUD_OIDC_TOKEN_FILE; " +
+	"or a profile (ALIBABA_CLOUD_PROFILE, ALIBABA_CLOUD_CREDENTIALS_FILE, ~/.aliyun/config.json, ~/.alibabacloud/credentials); " +
+	"or ALIBABA_CLOUD_CREDENTIALS_URI; on an ECS instance its RAM role serves (ALIBABA_CLOUD_ECS_METADATA names it), " +
+	"and off ECS ALIBABA_CLOUD_ECS_METADATA_DISABLED=true skips asking the metadata service"
+
+// chainVariables are the variables that point the default chain at a source other than the
+// access key variables: when one is set, the chain's own error says what went wrong with it.
+var chainVariables = []string{"ALIBABA_CLOUD_ROLE_ARN", "ALIBABA_CLOUD_OIDC_PROVIDER_ARN", "ALIBABA_CLOUD_OIDC_TOKEN_FILE",
+	"ALIBABA_CLOUD_PROFILE", "ALIBABA_CLOUD_CREDENTIALS_FILE", "ALIBABA_CLOUD_CREDENTIALS_URI", "ALIBABA_CLOUD_ECS_METADATA"}
+
+// noCredentials is the one-line error of a default chain that found nothing: the variables to
+// set, and the chain's own account when the user pointed it somewhere.
+func noCredentials(endpoint string, chainErr error) error {
+	for _, v := range chainVariables {
+		if os.Getenv(v) != "" {
+			return fmt.Errorf("%w for %s: %s; the chain, with %s set, said: %w", ErrNoCredentials, endpoint, noCredentialsHelp, v, chainErr)
+		}
+	}
+	return fmt.Errorf("%w for %s: %s", ErrNoCredentials, endpoint, noCredentialsHelp)
+}
 
 // Wiring is what Build assembled.
 type Wiring struct {
@@ -108,6 +136,15 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) 
 		c, err := credentials.NewCredential(nil)
 		if err != nil {
 			return nil, fmt.Errorf("host: credentials (the Alibaba Cloud default chain): %w", err)
+		}
+		if cfg.Host == config.CLI {
+			// The command line has no role of its own: a chain that yields no key is a
+			// configuration mistake, said once here, before any call, rather than as a network
+			// error of every Live API call and its retries. The cloud hosts skip this: FC hands
+			// each invocation its role's credentials, and the chain finds Lambda's.
+			if _, err := c.GetCredential(); err != nil {
+				return nil, noCredentials(endpoint, err)
+			}
 		}
 		base = c
 		w.CredentialSource = "Alibaba Cloud default credential chain"

@@ -28,7 +28,8 @@ func sample() (*apply.Result, *liveapi.Stats) {
 			{ID: "b", Sinks: map[string]string{"stdout": "delivered", "https://hooks.example.com/~0a1b2c3d": "pending"}},
 			{ID: "c", Sinks: map[string]string{"https://hooks.example.com/~0a1b2c3d": "failed: HTTP 403"}},
 			{ID: "d", Event: json.RawMessage(`{}`)},
-		}}
+		},
+		Backlog: &apply.Backlog{Owed: 1}}
 	var st liveapi.Stats
 	st.Calls.Add(9)
 	st.Throttles.Add(2)
