@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -44,7 +45,10 @@ const webhookSecret = "whsec_Y2FtcGFpZ24tc2VjcmV0LWZvci10aGUtZmF1bHQtY2FtcGFpZ24
 // lab is one scenario's world: the Live API emulator, a notice receiver and optionally Redis,
 // each behind a proxy that can take it away.
 type lab struct {
-	t        testing.TB
+	t testing.TB
+	// skew moves the in-process instances' clock ahead (a sweep jumps past the outbox's
+	// backoff instead of waiting for it).
+	skew     atomic.Int64
 	emu      *emulator.Server
 	api      *campaign.Proxy
 	recv     *campaign.Receiver
@@ -138,7 +142,8 @@ func (l *lab) instance(extra map[string]string) *handler.Handler {
 	if os.Getenv("CAMPAIGN_DEBUG") != "" {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	w, err := host.Build(context.Background(), cfg, logger, host.Options{Stdout: io.Discard})
+	w, err := host.Build(context.Background(), cfg, logger, host.Options{Stdout: io.Discard,
+		Now: func() time.Time { return time.Now().Add(time.Duration(l.skew.Load())) }})
 	if err != nil {
 		l.t.Fatal(err)
 	}

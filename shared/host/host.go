@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"time"
 	"os"
 
 	"github.com/aliyun/credentials-go/credentials"
@@ -91,6 +92,9 @@ type Options struct {
 	// CredentialOrigin names where an explicit access key came from when it is not the
 	// environment (a secret store), for the start line.
 	CredentialOrigin string
+	// Now is the engine's clock (nil: time.Now): a fault campaign moves it past the outbox's
+	// backoff instead of waiting for it.
+	Now func() time.Time
 }
 
 func orDefault(v, def string) string {
@@ -190,7 +194,7 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) 
 	if !cfg.KeepPublishQuery {
 		api = bareURLs{client}
 	}
-	w.Handler = handler.New(apply.Options{API: api, Store: st, Sinks: sinks, Defaults: cfg.Defaults}, cfg.WebhookSecrets, log)
+	w.Handler = handler.New(apply.Options{Now: o.Now, API: api, Store: st, Sinks: sinks, Defaults: cfg.Defaults}, cfg.WebhookSecrets, log)
 	w.Handler.CallsPerMinute = cfg.Rate
 	w.Handler.WebhookDomains = cfg.WebhookDomains
 	return w, nil

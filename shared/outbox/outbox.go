@@ -38,11 +38,12 @@ import (
 
 // Periods of the protocol.
 const (
-	// IntentTTL is an intent's lease: its holder renews it every IntentTTL/3 while the write is
-	// in flight; a holder that vanished leaves it to lapse, and the next relay or writer settles
-	// it. As short as a trigger key's lease, so the platform's redelivery of a crashed run's
-	// event finds the crashed run's intents lapsed too, and its relay announces them.
-	IntentTTL = 12 * time.Second
+	// IntentTTL is an intent's lease: its holder renews it every 4 s (with its trigger key's)
+	// while the write is in flight; a holder that vanished leaves it to lapse, and the next
+	// relay or writer settles it. Shorter than a trigger key's 12 s lease by one renewal, so an
+	// intent recorded after the key's last renewal still lapses first: the platform's
+	// redelivery of a crashed run's event finds its intents lapsed, and its relay announces them.
+	IntentTTL = 8 * time.Second
 	// ClaimTTL is a delivery claim: renewed every ClaimTTL/4 while the notice is sent, and
 	// longer than any one attempt (AttemptTimeout), so no second sender starts meanwhile.
 	ClaimTTL = 60 * time.Second
