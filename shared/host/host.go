@@ -10,8 +10,8 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
-	"time"
 	"os"
+	"time"
 
 	"github.com/aliyun/credentials-go/credentials"
 
