@@ -56,7 +56,7 @@ func TestTemplateAlarms(t *testing.T) {
 		watched = append(watched, p.MetricName)
 	}
 	slices.Sort(watched)
-	if !slices.Equal(watched, []string{"Failed", "NoticesPending", "Throttles"}) {
-		t.Fatalf("alarms on %v, want Failed, NoticesPending and Throttles", watched)
+	if !slices.Equal(watched, []string{"Failed", "NoticesOwed", "Throttles"}) {
+		t.Fatalf("alarms on %v, want Failed, NoticesOwed and Throttles", watched)
 	}
 }
