@@ -1,6 +1,6 @@
 // Package cli provides the local command line of the livepack binary: invoke, validate, plan,
-// apply, export, schema, emulator, serve, probe, help and version. Logs go to stderr; stdout carries
-// only results.
+// apply, export, schema, emulator, serve, probe, state, help and version. Logs go to stderr;
+// stdout carries only results.
 //
 // Exit codes follow one table (README.md, "Exit codes"): 0 success, 1 an error, 2 a usage or
 // configuration error, except `plan -detailed-exitcode`, where 2 means "changes planned" and

@@ -20,14 +20,21 @@ const TimeToLive = -1
 // few seconds to load before it serves rows; the SDK waits out OTSTableNotReady on reads, and
 // writes retry it.
 func Init(ctx context.Context, opts Options) error {
+	_, err := Ensure(ctx, opts)
+	return err
+}
+
+// Ensure is Init that also reports whether it created the table (false: it was there already,
+// with the layout's primary key and no TTL).
+func Ensure(ctx context.Context, opts Options) (created bool, _ error) {
 	if err := opts.check(false); err != nil {
-		return err
+		return false, err
 	}
 	s := newStore(opts)
 	defer s.Close()
 	c, err := s.client(ctx, false)
 	if err != nil {
-		return err
+		return false, err
 	}
 	desc, err := c.DescribeTable(&tablestore.DescribeTableRequest{TableName: opts.Table})
 	if isCode(err, codeObjectNotExist) {
@@ -40,18 +47,18 @@ func Init(ctx context.Context, opts Options) error {
 			ReservedThroughput: &tablestore.ReservedThroughput{},
 		})
 		if err == nil {
-			return nil
+			return true, nil
 		}
 		if !isCode(err, codeObjectAlreadyExist) {
-			return fmt.Errorf("otsstore: create table %s in instance %s: %w", opts.Table, opts.Instance, err)
+			return false, fmt.Errorf("otsstore: create table %s in instance %s: %w", opts.Table, opts.Instance, err)
 		}
 		// Another Init created it in between: check what it made.
 		desc, err = c.DescribeTable(&tablestore.DescribeTableRequest{TableName: opts.Table})
 	}
 	if err != nil {
-		return fmt.Errorf("otsstore: describe table %s in instance %s: %w", opts.Table, opts.Instance, err)
+		return false, fmt.Errorf("otsstore: describe table %s in instance %s: %w", opts.Table, opts.Instance, err)
 	}
-	return checkSchema(opts.Table, desc)
+	return false, checkSchema(opts.Table, desc)
 }
 
 // checkSchema compares a table with the layout.
