@@ -6,7 +6,10 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 NODE_DIR := shared/emulator/testdata/node
 DYNALITE_DIR := shared/store/dynamostore/testdata/node
 BIN := bin/livepack
-BUILD_FLAGS := -buildvcs=auto -tags lambda.norpc -trimpath -ldflags='-s -w'
+BUILD_FLAGS := -buildvcs=auto -trimpath -ldflags='-s -w'
+# Each cloud artifact carries its own cloud's runtime and state backend only, and no command line.
+LAMBDA_TAGS := -tags lambda,lambda.norpc
+FC_TAGS := -tags fc
 DEMO_SECRET := whsec_bGl2ZXBhY2stZGVtby1zZWNyZXQtMDEyMzQ1Njc4OWFi
 
 .PHONY: demo test deps lint unit soak bench fuzz build build-LivepackFunction build-ReconcileFunction clean
@@ -68,10 +71,14 @@ deps:
 lint:
 	@out=$$(gofmt -l functions shared); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }
 	$(GO) vet ./...
+	$(GO) vet $(LAMBDA_TAGS) ./...
+	$(GO) vet $(FC_TAGS) ./...
 	$(GO) tool staticcheck ./...
 
 unit:
 	LIVEPACK_REQUIRE_REDIS=1 LIVEPACK_REQUIRE_NODE=1 LIVEPACK_REQUIRE_DYNALITE=1 LIVEPACK_REQUIRE_CFNLINT=1 $(GO) test -race -count=1 -timeout 15m ./...
+	$(GO) test -count=1 $(LAMBDA_TAGS) ./shared/store/stores/ ./shared/host/
+	$(GO) test -count=1 $(FC_TAGS) ./shared/store/stores/ ./shared/host/
 
 ## soak: the fault campaign, long (its short run is part of `make unit`); one line per scenario
 soak:
@@ -100,16 +107,16 @@ fuzz:
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
 	    echo "$$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; done; done
 
-## build: the cloud binaries (Lambda arm64, FC amd64)
+## build: the cloud artifacts (Lambda arm64 with DynamoDB, FC amd64 with Tablestore)
 build:
 	@mkdir -p dist/lambda dist/fc
-	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build $(BUILD_FLAGS) -o dist/lambda/bootstrap ./functions/livepack
-	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build $(BUILD_FLAGS) -o dist/fc/bootstrap ./functions/livepack
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build $(BUILD_FLAGS) $(LAMBDA_TAGS) -o dist/lambda/bootstrap ./functions/livepack
+	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build $(BUILD_FLAGS) $(FC_TAGS) -o dist/fc/bootstrap ./functions/livepack
 
 # sam build (Metadata BuildMethod: makefile) calls these with ARTIFACTS_DIR set: the webhook's
 # function and the scheduled reconcile's run the same binary.
 build-LivepackFunction build-ReconcileFunction:
-	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build $(BUILD_FLAGS) -o $(ARTIFACTS_DIR)/bootstrap ./functions/livepack
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build $(BUILD_FLAGS) $(LAMBDA_TAGS) -o $(ARTIFACTS_DIR)/bootstrap ./functions/livepack
 
 clean:
 	rm -rf bin dist

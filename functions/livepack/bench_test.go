@@ -47,7 +47,7 @@ type fn struct {
 func functions() []fn {
 	return []fn{
 		{"hello", helloLambda, func(*testing.B) []string { return nil }, []byte(`{"action":"echo"}`)},
-		{"livepack", func(*testing.B) string { return bootstrap }, benchEnv, []byte(`{"specversion":"1.0","id":"bench","source":"bench","type":"bench.noop"}`)},
+		{"livepack", func(*testing.B) string { return lambdaBootstrap }, benchEnv, []byte(`{"specversion":"1.0","id":"bench","source":"bench","type":"bench.noop"}`)},
 	}
 }
 

@@ -36,7 +36,17 @@ const (
 var secrets = []string{webhookSecret, notifySecret, strings.TrimPrefix(webhookSecret, "whsec_"), strings.TrimPrefix(notifySecret, "whsec_"),
 	emulator.AccessKeySecret, "fc-role-secret", "sts-token", chatToken, authKey}
 
-var bootstrap string
+// bootstrap is the full build (the command line with both runtimes); lambdaBootstrap and
+// fcBootstrap are the cloud artifacts, each built with its tags as `make build` builds it, so
+// each runtime's tests run the artifact deployed on it.
+var bootstrap, lambdaBootstrap, fcBootstrap string
+
+// artifacts are the builds the tests run: output name and build tags.
+var artifacts = []struct{ name, tags string }{
+	{"bootstrap", "lambda.norpc"},
+	{"lambda-bootstrap", "lambda,lambda.norpc"},
+	{"fc-bootstrap", "fc"},
+}
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "livepack-e2e-")
@@ -44,13 +54,27 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	bootstrap = filepath.Join(dir, "bootstrap")
-	// -buildvcs=auto stamps the VCS revision `livepack version` prints, whatever GOFLAGS says.
-	build := exec.Command("go", "build", "-buildvcs=auto", "-tags", "lambda.norpc", "-o", bootstrap, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building bootstrap: %v\n%s", err, out)
-		os.Exit(1)
+	bootstrap, lambdaBootstrap, fcBootstrap = filepath.Join(dir, "bootstrap"), filepath.Join(dir, "lambda-bootstrap"), filepath.Join(dir, "fc-bootstrap")
+	errs := make([]error, len(artifacts))
+	var wg sync.WaitGroup
+	for i, a := range artifacts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// -buildvcs=auto stamps the VCS revision `livepack version` prints, whatever GOFLAGS says.
+			build := exec.Command("go", "build", "-buildvcs=auto", "-tags", a.tags, "-o", filepath.Join(dir, a.name), ".")
+			build.Env = append(os.Environ(), "CGO_ENABLED=0")
+			if out, err := build.CombinedOutput(); err != nil {
+				errs[i] = fmt.Errorf("building %s (-tags %s): %v\n%s", a.name, a.tags, err, out)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	_ = os.RemoveAll(dir)
@@ -282,7 +306,7 @@ func secretsExtension(t *testing.T) (port string) {
 func TestLambdaRuntime(t *testing.T) {
 	env := append(without(functionEnv(t), "ALIBABA_CLOUD_ACCESS_KEY", "LIVEPACK_WEBHOOK_SECRET", "LIVEPACK_NOTIFY_SECRET"), "LIVEPACK_SECRET_ID=livepack", "AWS_SESSION_TOKEN=session-token", "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT="+secretsExtension(t))
 	env, received, stored := sinkAndStore(t, env)
-	rie := lambdarie.Start(t, bootstrap, env)
+	rie := lambdarie.Start(t, lambdaBootstrap, env)
 	var results strings.Builder
 	outcomes := map[string]int{}
 	for _, s := range samples {
@@ -405,7 +429,7 @@ func fcEnv(t *testing.T) []string {
 // TestFunctionComputeSecretRefused: a KMS secret that cannot be read stops the function at
 // start with one line naming the variable and KMS's error code.
 func TestFunctionComputeSecretRefused(t *testing.T) {
-	cmd := exec.Command(bootstrap)
+	cmd := exec.Command(fcBootstrap)
 	cmd.Env = append(without(fcEnv(t), "LIVEPACK_SECRET_NAME"), "FC_RUNTIME_API=127.0.0.1:1", "LIVEPACK_SECRET_NAME=missing")
 	out, err := cmd.CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
@@ -451,7 +475,7 @@ func TestFunctionComputeSecretsFromSeededEmulator(t *testing.T) {
 		"ALIBABA_CLOUD_ACCESS_KEY_ID=" + emulator.AccessKeyID, "ALIBABA_CLOUD_ACCESS_KEY_SECRET=" + emulator.AccessKeySecret,
 		"ALIBABA_CLOUD_ECS_METADATA_DISABLED=true", "LIVEPACK_STATE=memory", "LIVEPACK_VOLATILE_STATE=1", "LIVEPACK_NOTIFY=none",
 		"HOME=" + t.TempDir()}
-	h := fcharness.Start(t, bootstrap, env)
+	h := fcharness.Start(t, fcBootstrap, env)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	out, isErr, err := h.Invoke(ctx, load(t, "fc-http-webhook.json"), fcharness.WithRequestID("fc-seeded-secrets"))
@@ -470,7 +494,7 @@ func TestFunctionComputeSecretsFromSeededEmulator(t *testing.T) {
 func TestFunctionComputeRuntime(t *testing.T) {
 	env := fcEnv(t)
 	env, received, stored := sinkAndStore(t, env)
-	h := fcharness.Start(t, bootstrap, env)
+	h := fcharness.Start(t, fcBootstrap, env)
 	var results strings.Builder
 	outcomes := map[string]int{}
 	for _, s := range samples {
@@ -503,7 +527,7 @@ func TestFunctionComputeRuntime(t *testing.T) {
 
 // TestStartRejectsBadConfig: a bad variable stops the function at start with one line naming it.
 func TestStartRejectsBadConfig(t *testing.T) {
-	cmd := exec.Command(bootstrap)
+	cmd := exec.Command(lambdaBootstrap)
 	cmd.Env = []string{"AWS_LAMBDA_RUNTIME_API=127.0.0.1:1", "LIVEPACK_RATE=0", "LIVEPACK_STATE=ftp://x", "HOME=" + t.TempDir()}
 	out, err := cmd.CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
@@ -519,8 +543,8 @@ func TestStartRejectsBadConfig(t *testing.T) {
 // TestCloudRefusesPlainHTTPEndpoint: a cloud host never signs with its credentials over plain
 // HTTP, unless the testing switch says so; the refusal is one line naming the variable.
 func TestCloudRefusesPlainHTTPEndpoint(t *testing.T) {
-	for _, runtime := range []string{"AWS_LAMBDA_RUNTIME_API", "FC_RUNTIME_API"} {
-		cmd := exec.Command(bootstrap)
+	for runtime, bin := range clouds() {
+		cmd := exec.Command(bin)
 		cmd.Env = []string{runtime + "=127.0.0.1:1", "LIVEPACK_ENDPOINT=http://127.0.0.1:9", "LIVEPACK_STATE=dynamodb://livepack-state",
 			"LIVEPACK_NOTIFY=none", "HOME=" + t.TempDir()}
 		out, err := cmd.CombinedOutput()
@@ -537,7 +561,7 @@ func TestCloudRefusesPlainHTTPEndpoint(t *testing.T) {
 // per-instance one not allowed on purpose, or without a notice sink stops at start with one
 // line naming the variable.
 func TestCloudRefusesUnsetStateAndNotify(t *testing.T) {
-	for _, runtime := range []string{"AWS_LAMBDA_RUNTIME_API", "FC_RUNTIME_API"} {
+	for runtime, bin := range clouds() {
 		for _, tc := range []struct {
 			env  []string
 			line string
@@ -546,7 +570,7 @@ func TestCloudRefusesUnsetStateAndNotify(t *testing.T) {
 			{[]string{"LIVEPACK_NOTIFY=none", "LIVEPACK_STATE=memory"}, "LIVEPACK_STATE: memory keeps records in one instance only"},
 			{[]string{"LIVEPACK_STATE=dynamodb://livepack-state"}, "LIVEPACK_NOTIFY: unset: "},
 		} {
-			cmd := exec.Command(bootstrap)
+			cmd := exec.Command(bin)
 			cmd.Env = append([]string{runtime + "=127.0.0.1:1", "HOME=" + t.TempDir()}, tc.env...)
 			out, err := cmd.CombinedOutput()
 			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
@@ -555,6 +579,43 @@ func TestCloudRefusesUnsetStateAndNotify(t *testing.T) {
 			if lines := strings.Split(strings.TrimSpace(string(out)), "\n"); len(lines) != 1 || !strings.HasPrefix(lines[0], tc.line) {
 				t.Fatalf("%s %v: want one line starting %q, got:\n%s", runtime, tc.env, tc.line, out)
 			}
+		}
+	}
+}
+
+// clouds maps each runtime's variable to the artifact deployed on it.
+func clouds() map[string]string {
+	return map[string]string{"AWS_LAMBDA_RUNTIME_API": lambdaBootstrap, "FC_RUNTIME_API": fcBootstrap}
+}
+
+// TestArtifactsCarryTheirCloudOnly: each cloud artifact refuses, with one line naming the
+// variable and the artifact, the other cloud's runtime, the other cloud's state backend and
+// the command line; the full build carries all of them.
+func TestArtifactsCarryTheirCloudOnly(t *testing.T) {
+	for _, tc := range []struct {
+		bin, artifact string
+		env           []string
+		line          string
+	}{
+		{lambdaBootstrap, "Lambda", []string{"FC_RUNTIME_API=127.0.0.1:1"}, "FC_RUNTIME_API: the Lambda artifact (built with -tags lambda) leaves the Function Compute runtime out"},
+		{fcBootstrap, "FC", []string{"AWS_LAMBDA_RUNTIME_API=127.0.0.1:1"}, "AWS_LAMBDA_RUNTIME_API: the FC artifact (built with -tags fc) leaves the AWS Lambda runtime out"},
+		{lambdaBootstrap, "Lambda", append(without(functionEnv(t), "LIVEPACK_STATE", "LIVEPACK_VOLATILE_STATE"), "AWS_LAMBDA_RUNTIME_API=127.0.0.1:1",
+			"LIVEPACK_STATE=tablestore://livepack/livepack_state"),
+			`host: LIVEPACK_STATE: stores: state "tablestore://livepack/livepack_state": the Lambda artifact (built with -tags lambda) leaves the Tablestore backend out`},
+		{fcBootstrap, "FC", append(without(functionEnv(t), "LIVEPACK_STATE", "LIVEPACK_VOLATILE_STATE"), "FC_RUNTIME_API=127.0.0.1:1", "FC_REGION=cn-shanghai",
+			"LIVEPACK_STATE=dynamodb://livepack-state"),
+			`host: LIVEPACK_STATE: stores: state "dynamodb://livepack-state": the FC artifact (built with -tags fc) leaves the DynamoDB backend out`},
+		{lambdaBootstrap, "Lambda", nil, "livepack: the Lambda artifact (built with -tags lambda) runs under its cloud's runtime only"},
+		{fcBootstrap, "FC", nil, "livepack: the FC artifact (built with -tags fc) runs under its cloud's runtime only"},
+	} {
+		cmd := exec.Command(tc.bin, "version")
+		cmd.Env = append([]string{"HOME=" + t.TempDir()}, tc.env...)
+		out, err := cmd.CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+			t.Fatalf("%s artifact %v: exit %v, want 2: %s", tc.artifact, tc.line, err, out)
+		}
+		if lines := strings.Split(strings.TrimSpace(string(out)), "\n"); len(lines) != 1 || !strings.HasPrefix(lines[0], tc.line) {
+			t.Fatalf("%s artifact: want one line starting %q, got:\n%s", tc.artifact, tc.line, out)
 		}
 	}
 }

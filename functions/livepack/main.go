@@ -1,14 +1,16 @@
 // Command livepack keeps live-stream packaging configured on Alibaba Cloud ApsaraVideo Live.
-// One binary serves Function Compute 3.0, AWS Lambda and the local command line; the host is
+// One source serves Function Compute 3.0, AWS Lambda and the local command line; the host is
 // chosen from the environment before either runtime SDK starts, since both exit fatally when
 // their variable is missing.
+//
+// A plain `go build` is the full build: both runtimes, every state backend and the command
+// line. `-tags lambda` builds the Lambda artifact and `-tags fc` the FC artifact: each carries
+// its own cloud's runtime and state backend only, and no command line (commandline.go, cloud.go).
 package main
 
 import (
-	"context"
 	"os"
 
-	"github.com/livepack/livepack/shared/cli"
 	"github.com/livepack/livepack/shared/config"
 	"github.com/livepack/livepack/shared/host"
 )
@@ -18,5 +20,5 @@ func main() {
 	if h != config.CLI {
 		os.Exit(host.Run(h, os.Getenv, os.Stderr))
 	}
-	os.Exit(cli.Main(context.Background(), os.Args[1:], cli.IO{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}))
+	os.Exit(commandLine())
 }

@@ -695,9 +695,6 @@ func (s *session) deliver(ctx context.Context) []NoticeResult {
 	return out
 }
 
-// retryable reports whether a later delivery of the same event may succeed (classify.Retry).
-func retryable(err error) bool { return classify.Of(err) == classify.Retry }
-
 // unfinished reports whether err leaves the key to be redone by a later delivery rather than
 // completed as failed: a retry, or a misconfiguration that succeeds once fixed.
 func unfinished(err error) bool {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 )
 
 // PlainBuffer is the row encoding of the Tablestore wire protocol: a little-endian header
@@ -73,7 +74,9 @@ type pbRow struct {
 	Delete bool
 }
 
-var crc8Table = func() (t [256]byte) {
+// crc8Table is built on first use: the emulator does no work at init.
+var crc8Table = sync.OnceValue(func() *[256]byte {
+	t := new([256]byte)
 	for i := range t {
 		x := byte(i)
 		for range 8 {
@@ -86,11 +89,12 @@ var crc8Table = func() (t [256]byte) {
 		t[i] = x
 	}
 	return t
-}()
+})
 
 func crc8(crc byte, b ...byte) byte {
+	t := crc8Table()
 	for _, c := range b {
-		crc = crc8Table[crc^c]
+		crc = t[crc^c]
 	}
 	return crc
 }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -46,16 +45,21 @@ const (
 	otsDefaultDeviation = 86400
 )
 
-// otsOperations are the request paths served, each an operation of the SDK.
-var otsOperations = map[string]bool{
-	"/CreateTable": true, "/ListTable": true, "/DescribeTable": true, "/DeleteTable": true,
-	"/GetRow": true, "/PutRow": true, "/UpdateRow": true, "/DeleteRow": true, "/GetRange": true,
+// otsOperation reports a request path served, each an operation of the SDK (a switch, not a
+// package-level map: the emulator builds nothing at init, which a cloud host would pay for).
+func otsOperation(path string) bool {
+	switch path {
+	case "/CreateTable", "/ListTable", "/DescribeTable", "/DeleteTable",
+		"/GetRow", "/PutRow", "/UpdateRow", "/DeleteRow", "/GetRange":
+		return true
+	}
+	return false
 }
 
 // isTablestore tells a Tablestore request from a Live or KMS RPC call: the SDK posts to the
 // operation's path and always sends x-ots-apiversion.
 func isTablestore(r *http.Request) bool {
-	return otsOperations[r.URL.Path] || r.Header.Get("x-ots-apiversion") != ""
+	return otsOperation(r.URL.Path) || r.Header.Get("x-ots-apiversion") != ""
 }
 
 // otsError is an error answer: an HTTP status and an otsprotocol.Error.
@@ -167,7 +171,7 @@ func (s *Server) otsAuthenticate(r *http.Request) (body []byte, instance string,
 	if v := r.Header.Get("x-ots-apiversion"); v != TablestoreAPIVersion {
 		return nil, "", otsInvalid("Unsupported API version: %s.", v)
 	}
-	if !otsOperations[r.URL.Path] {
+	if !otsOperation(r.URL.Path) {
 		return nil, "", otsInvalid("Unsupported operation: %s.", strings.TrimPrefix(r.URL.Path, "/"))
 	}
 	date := r.Header.Get("x-ots-date")
@@ -294,12 +298,25 @@ func (s *Server) otsDispatch(op, instance string, body []byte) (protoadapt.Messa
 	return nil, otsInvalid("Unsupported operation: %s.", op)
 }
 
-var otsNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,254}$`)
+// otsName reports a valid table or column name, ^[A-Za-z_][A-Za-z0-9_]{0,254}$, checked by
+// hand: compiling that pattern costs some 200 KB, which the emulator must not spend at init.
+func otsName(name string) bool {
+	if len(name) < 1 || len(name) > 255 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || i > 0 && '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
 
 func createTable(tables map[string]*otsTable, req *otsprotocol.CreateTableRequest, now time.Time) (protoadapt.MessageV1, *otsError) {
 	meta := req.GetTableMeta()
 	name := meta.GetTableName()
-	if !otsNameRE.MatchString(name) {
+	if !otsName(name) {
 		return nil, otsInvalid("Invalid table name: '%s'.", name)
 	}
 	if n := len(meta.GetPrimaryKey()); n < 1 || n > otsMaxPKColumns {
@@ -307,7 +324,7 @@ func createTable(tables map[string]*otsTable, req *otsprotocol.CreateTableReques
 	}
 	seen := map[string]bool{}
 	for _, pk := range meta.GetPrimaryKey() {
-		if !otsNameRE.MatchString(pk.GetName()) {
+		if !otsName(pk.GetName()) {
 			return nil, otsInvalid("Invalid column name: '%s'.", pk.GetName())
 		}
 		if seen[pk.GetName()] {

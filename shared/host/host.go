@@ -16,8 +16,8 @@ import (
 	"github.com/aliyun/credentials-go/credentials"
 
 	"github.com/livepack/livepack/shared/apply"
+	"github.com/livepack/livepack/shared/artifact"
 	"github.com/livepack/livepack/shared/config"
-	"github.com/livepack/livepack/shared/emulator"
 	"github.com/livepack/livepack/shared/handler"
 	"github.com/livepack/livepack/shared/liveapi"
 	"github.com/livepack/livepack/shared/metrics"
@@ -58,6 +58,10 @@ func noCredentials(endpoint string, chainErr error) error {
 	}
 	return fmt.Errorf("%w for %s: %s", ErrNoCredentials, endpoint, noCredentialsHelp)
 }
+
+// serveEmulator starts the embedded emulator on a free local port and returns its URL; set by
+// emulator.go in the full build, nil in the cloud artifacts, which carry no command line.
+var serveEmulator func(ctx context.Context, log *slog.Logger) (string, error)
 
 // Wiring is what Build assembled.
 type Wiring struct {
@@ -113,8 +117,11 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) 
 		if cfg.Host != config.CLI {
 			return nil, errors.New("host: the embedded emulator serves the CLI only; set LIVEPACK_ENDPOINT")
 		}
+		if serveEmulator == nil {
+			return nil, fmt.Errorf("host: %s leaves the embedded emulator out; set LIVEPACK_ENDPOINT", artifact.Name)
+		}
 		ectx, cancel := context.WithCancel(ctx)
-		u, err := emulator.Serve(ectx, "127.0.0.1:0", emulator.Options{Seed: emulator.DefaultSeed(), Logger: log.With("component", "emulator")})
+		u, err := serveEmulator(ectx, log.With("component", "emulator"))
 		if err != nil {
 			cancel()
 			return nil, fmt.Errorf("host: start the embedded emulator: %w", err)

@@ -1,26 +1,34 @@
 // Package stores opens the state store LIVEPACK_STATE names (DESIGN §3, §10): it is the one
-// place that knows every backend, so the protocols above the contract never do.
+// place that knows every backend, so the protocols above the contract never do. The cloud
+// backends register from files of their own, so that each cloud artifact leaves the other
+// cloud's SDK out: dynamo.go (not in the FC artifact) and tablestore.go (not in the Lambda
+// artifact).
 package stores
 
 import (
 	"context"
 	"fmt"
-	"github.com/aliyun/credentials-go/credentials"
-	"net/url"
-	"os"
 	"strings"
 
+	"github.com/aliyun/credentials-go/credentials"
+
+	"github.com/livepack/livepack/shared/artifact"
 	"github.com/livepack/livepack/shared/store"
 	"github.com/livepack/livepack/shared/store/boltstore"
-	"github.com/livepack/livepack/shared/store/dynamostore"
 	"github.com/livepack/livepack/shared/store/memstore"
-	"github.com/livepack/livepack/shared/store/otsstore"
 	"github.com/livepack/livepack/shared/store/redisstore"
 )
 
+// opener opens a cloud backend's store from its spec.
+type opener func(ctx context.Context, spec, namespace string, cred credentials.Credential) (store.Store, error)
+
+// The cloud backends this build carries, set by their files' init (nil: left out).
+var openDynamoDB, openTablestore opener
+
 // Open returns the store spec names, for namespace. cred signs Tablestore's requests (the
 // function's role on FC, the default chain elsewhere); the other backends take theirs from
-// their URL or their SDK's own chain.
+// their URL or their SDK's own chain. A cloud backend this build leaves out is an error naming
+// the build and the specs it does take.
 func Open(ctx context.Context, spec, namespace string, cred credentials.Credential) (store.Store, error) {
 	switch {
 	case spec == "memory":
@@ -34,49 +42,49 @@ func Open(ctx context.Context, spec, namespace string, cred credentials.Credenti
 		}
 		return s, nil
 	case strings.HasPrefix(spec, "tablestore://"):
-		o, err := TablestoreOptions(spec, namespace)
-		if err != nil {
-			return nil, err
+		if openTablestore == nil {
+			return nil, leftOut(spec, "Tablestore")
 		}
-		if cred == nil {
-			return nil, fmt.Errorf("stores: %s needs Alibaba Cloud credentials", spec)
-		}
-		o.Credentials = otsstore.FromCredential(cred)
-		return otsstore.Open(ctx, o)
+		return openTablestore(ctx, spec, namespace, cred)
 	case strings.HasPrefix(spec, "dynamodb://"):
-		table := strings.TrimPrefix(spec, "dynamodb://")
-		if table == "" || strings.ContainsAny(table, "/?#") {
-			return nil, fmt.Errorf("stores: state %q: want dynamodb://TABLE", spec)
+		if openDynamoDB == nil {
+			return nil, leftOut(spec, "DynamoDB")
 		}
-		return dynamostore.Open(ctx, table, namespace)
+		return openDynamoDB(ctx, spec, namespace, cred)
 	}
-	return nil, fmt.Errorf("stores: state %q: want memory, file:PATH, redis://…, dynamodb://TABLE or tablestore://INSTANCE/TABLE", redact(spec))
+	return nil, fmt.Errorf("stores: state %q: want %s", redact(spec), Specs())
+}
+
+// Specs lists the forms of LIVEPACK_STATE this build opens.
+func Specs() string {
+	specs := []string{"memory", "file:PATH", "redis://…"}
+	if openDynamoDB != nil {
+		specs = append(specs, "dynamodb://TABLE")
+	}
+	if openTablestore != nil {
+		specs = append(specs, "tablestore://INSTANCE/TABLE")
+	}
+	return strings.Join(specs[:len(specs)-1], ", ") + " or " + specs[len(specs)-1]
+}
+
+// Carries reports whether this build carries the backend spec names.
+func Carries(spec string) bool {
+	switch {
+	case strings.HasPrefix(spec, "tablestore://"):
+		return openTablestore != nil
+	case strings.HasPrefix(spec, "dynamodb://"):
+		return openDynamoDB != nil
+	}
+	return true
+}
+
+func leftOut(spec, backend string) error {
+	return fmt.Errorf("stores: state %q: %s leaves the %s backend out; it takes %s", redact(spec), artifact.Name, backend, Specs())
 }
 
 // Shared reports whether the store spec names is reached by every instance (and so carries the
 // shared quota): all but memory.
 func Shared(spec string) bool { return spec != "memory" }
-
-// TablestoreOptions reads tablestore://INSTANCE/TABLE[?endpoint=URL]: the endpoint defaults
-// to the instance's public endpoint in LIVEPACK_REGION's region (FC_REGION on FC).
-func TablestoreOptions(spec, namespace string) (otsstore.Options, error) {
-	u, err := url.Parse(spec)
-	if err != nil || u.Host == "" || strings.Trim(u.Path, "/") == "" || strings.Contains(strings.Trim(u.Path, "/"), "/") {
-		return otsstore.Options{}, fmt.Errorf("stores: state %q: want tablestore://INSTANCE/TABLE[?endpoint=https://…]", spec)
-	}
-	o := otsstore.Options{Instance: u.Host, Table: strings.Trim(u.Path, "/"), Namespace: namespace, Endpoint: u.Query().Get("endpoint")}
-	if o.Endpoint == "" {
-		region := os.Getenv("LIVEPACK_REGION")
-		if region == "" {
-			region = os.Getenv("FC_REGION")
-		}
-		if region == "" {
-			region = "cn-shanghai"
-		}
-		o.Endpoint = "https://" + o.Instance + "." + region + ".ots.aliyuncs.com"
-	}
-	return o, nil
-}
 
 func redact(spec string) string {
 	if i := strings.Index(spec, "@"); i >= 0 {

@@ -1,0 +1,6 @@
+//go:build !lambda && !fc
+
+package artifact
+
+// Name is this build: every backend and both runtimes.
+const Name = "the full build"
