@@ -22,6 +22,9 @@ import (
 	"github.com/livepack/livepack/shared/redistest"
 	"github.com/livepack/livepack/shared/store"
 	"github.com/livepack/livepack/shared/store/boltstore"
+	"github.com/livepack/livepack/shared/store/dynamostore"
+	"github.com/livepack/livepack/shared/store/dynamostore/dynalitetest"
+	"github.com/livepack/livepack/shared/store/otsstore"
 	"github.com/livepack/livepack/shared/store/redisstore"
 )
 
@@ -29,6 +32,7 @@ import (
 const childEnv = "LIVEPACK_QUOTATEST_CHILD"
 
 func TestMain(m *testing.M) {
+	dynalitetest.Isolate()
 	if job := os.Getenv(childEnv); job != "" {
 		n, err := spendShared(job)
 		if err != nil {
@@ -69,6 +73,12 @@ func spendShared(job string) (int, error) {
 		s, err = redisstore.Open(ctx, f[1], "procs")
 	case "bolt":
 		s, err = boltstore.Open(f[1], "procs")
+	case "dynamodb":
+		if err = os.Setenv("AWS_ENDPOINT_URL_DYNAMODB", f[1]); err == nil {
+			s, err = dynamostore.Open(ctx, "livepack-state", "procs")
+		}
+	case "tablestore":
+		s, err = otsstore.Open(ctx, otsOptions(f[1]))
 	default:
 		err = fmt.Errorf("backend %q", f[0])
 	}
@@ -92,6 +102,12 @@ func spendShared(job string) (int, error) {
 			return n, err
 		}
 	}
+}
+
+// otsOptions opens the Tablestore store of the emulator at endpoint.
+func otsOptions(endpoint string) otsstore.Options {
+	return otsstore.Options{Endpoint: endpoint, Instance: "livepack", Table: "livepack_state", Namespace: "procs",
+		Credentials: otsstore.StaticCredentials(emulator.AccessKeyID, emulator.AccessKeySecret, "")}
 }
 
 func client(endpoint string, lim liveapi.Limiter) (*liveapi.Client, error) {
@@ -120,6 +136,26 @@ func TestProcessesShareABudget(t *testing.T) {
 		"bolt": func(t *testing.T) string { return filepath.Join(t.TempDir(), "state.db") },
 		"redis": func(t *testing.T) string {
 			return "redis://" + redistest.Start(t).Addr() + "/0"
+		},
+		"dynamodb": func(t *testing.T) string {
+			endpoint := dynalitetest.Start(t)
+			t.Setenv("AWS_ENDPOINT_URL_DYNAMODB", endpoint)
+			c, err := dynamostore.NewClient(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := dynamostore.Init(context.Background(), c, "livepack-state"); err != nil {
+				t.Fatal(err)
+			}
+			return endpoint
+		},
+		"tablestore": func(t *testing.T) string {
+			srv := httptest.NewServer(emulator.New(emulator.Options{}))
+			t.Cleanup(srv.Close)
+			if err := otsstore.Init(context.Background(), otsOptions(srv.URL)); err != nil {
+				t.Fatal(err)
+			}
+			return srv.URL
 		},
 	}
 	for name, spec := range backends {
