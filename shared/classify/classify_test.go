@@ -147,3 +147,20 @@ func TestClassNames(t *testing.T) {
 		}
 	}
 }
+
+// TestClientRetriesAgreeWithTable: every API error the client retries in place is one the
+// table classifies as retry, and every terminal code of the table (ConfigConflicts among them)
+// is never retried in place.
+func TestClientRetriesAgreeWithTable(t *testing.T) {
+	for _, code := range []string{"Throttling", "Throttling.User", "Throttling.Api", "ServiceUnavailable", "InternalError", "InternalErr",
+		"DomainConfigFailed", liveapi.CodeNetwork, "ConfigConflicts", "InvalidDomain.NotFound", "CodeConfigNotFound", "ConfigAlreadyExists",
+		"MissingParam", "InvalidParams", "IllegalOperation", "Forbidden", "SignatureDoesNotMatch"} {
+		err := &liveapi.Error{Code: code, Status: 400}
+		if liveapi.IsRetryable(err) && Of(err) != Retry {
+			t.Errorf("%s: the client retries it in place, the table says %s", code, Of(err))
+		}
+		if Of(err) == Terminal && liveapi.IsRetryable(err) {
+			t.Errorf("%s: terminal in the table, retried by the client", code)
+		}
+	}
+}

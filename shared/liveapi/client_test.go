@@ -144,7 +144,7 @@ func TestErrorClassification(t *testing.T) {
 		t.Fatalf("validation error: %v", err)
 	}
 	for code, want := range map[string]bool{"Throttling.User": true, "Throttling": true, "ServiceUnavailable": true, "InternalErr": true,
-		"InternalError": true, "DomainConfigFailed": true, "ConfigConflicts": true, liveapi.CodeNetwork: true,
+		"InternalError": true, "DomainConfigFailed": true, "ConfigConflicts": false, liveapi.CodeNetwork: true,
 		"InvalidParams": false, "Forbidden": false, "InvalidDomain.NotFound": false, "ConfigAlreadyExists": false} {
 		if got := liveapi.IsRetryable(&liveapi.Error{Code: code, Status: 400}); got != want {
 			t.Errorf("IsRetryable(%s) = %v", code, got)

@@ -61,7 +61,7 @@ func (e *Error) Is(target error) bool {
 var retryableCodes = map[string]bool{
 	"Throttling": true, "Throttling.User": true, "Throttling.Api": true,
 	"ServiceUnavailable": true, "InternalError": true, "InternalErr": true,
-	"DomainConfigFailed": true, "ConfigConflicts": true, CodeNetwork: true,
+	"DomainConfigFailed": true, CodeNetwork: true,
 }
 
 // IsRetryable reports whether err is transient: throttling, a 5xx, the API's own "try again"
