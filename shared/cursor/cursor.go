@@ -71,7 +71,7 @@ func (c *Cursors) Claim(ctx context.Context, name, holder string, leaseUntil tim
 			return store.Change{}, fmt.Errorf("cursor %s: %w", name, err)
 		}
 		if r.Holder != "" && r.Holder != holder && r.LeaseUntil.After(c.now()) {
-			return store.Change{}, &heldError{until: r.LeaseUntil}
+			return store.Change{}, &store.HeldError{Err: ErrHeld, Until: r.LeaseUntil}
 		}
 		r.Holder, r.LeaseUntil = holder, leaseUntil
 		state = r.State
@@ -184,20 +184,5 @@ func (c *Cursors) SetMarks(ctx context.Context, name string, marks map[string]st
 	return nil
 }
 
-// heldError carries the other run's lease end, so the refused run can say when to expect it.
-type heldError struct{ until time.Time }
-
-func (e *heldError) Error() string {
-	return ErrHeld.Error() + " until " + e.until.UTC().Format(time.RFC3339)
-}
-
-func (e *heldError) Unwrap() error { return ErrHeld }
-
 // HeldUntil returns when the lease err reports ends (zero when err carries none).
-func HeldUntil(err error) time.Time {
-	var h *heldError
-	if errors.As(err, &h) {
-		return h.until
-	}
-	return time.Time{}
-}
+func HeldUntil(err error) time.Time { return store.HeldUntil(err) }

@@ -6,8 +6,6 @@ package eventkey
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -97,7 +95,7 @@ func (k *Keys) Acquire(ctx context.Context, key, hash, holder string) (*Lease, *
 				done = &rec
 				return store.Change{Keep: true}, nil
 			case rec.LeaseUntil.After(now) && rec.Holder != holder:
-				return store.Change{}, &inProgress{until: rec.LeaseUntil}
+				return store.Change{}, &store.HeldError{Err: ErrInProgress, Until: rec.LeaseUntil}
 			}
 			took = rec.Holder != holder
 		}
@@ -154,27 +152,8 @@ func (k *Keys) Release(ctx context.Context, l *Lease) error {
 	return k.held(ctx, l, func(*Record, time.Time) store.Change { return store.Change{Delete: true} })
 }
 
-// inProgress carries the other run's lease end, so a refused caller can say when to retry.
-type inProgress struct{ until time.Time }
-
-func (e *inProgress) Error() string {
-	return ErrInProgress.Error() + " until " + e.until.UTC().Format(time.RFC3339)
-}
-
-func (e *inProgress) Unwrap() error { return ErrInProgress }
-
 // RetryAfter returns when the lease err reports ends (zero when err carries none).
-func RetryAfter(err error) time.Time {
-	var ip *inProgress
-	if errors.As(err, &ip) {
-		return ip.until
-	}
-	return time.Time{}
-}
+func RetryAfter(err error) time.Time { return store.HeldUntil(err) }
 
 // NewHolder draws a run's holder token.
-func NewHolder() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
+func NewHolder() string { return store.NewToken() }

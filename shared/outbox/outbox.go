@@ -22,8 +22,6 @@ package outbox
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -165,11 +163,7 @@ func (b *Outbox) Sinks() []string { return b.names }
 
 // NewID draws a change id: random, so a change that recurs (A→B→A→B) is a new occurrence with
 // a new id each time.
-func NewID() string {
-	var r [16]byte
-	_, _ = rand.Read(r[:])
-	return hex.EncodeToString(r[:])
-}
+func NewID() string { return store.NewToken() }
 
 func targetKey(t policy.Target) string {
 	return strings.ToLower(t.DomainName) + "|" + t.AppName + "|" + t.StreamName

@@ -12,6 +12,8 @@ package store
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -148,4 +150,34 @@ func Modify(ctx context.Context, s Store, key string, f func(cur *Item) (Change,
 		return Item{Key: key, Value: ch.Value, Version: v, Expires: ch.Expires}, nil
 	}
 	return Item{}, fmt.Errorf("store: %s: too many concurrent writers: %w", key, ErrConflict)
+}
+
+// NewToken draws a random token (a run's holder name, a change id): 128 bits, hex.
+func NewToken() string {
+	var b [16]byte
+	_, _ = crand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// HeldError refuses a caller because another holder's lease is live; it carries the lease's
+// end, so the refused caller can say when to try again. Err is the protocol's own sentinel.
+type HeldError struct {
+	Err   error
+	Until time.Time
+}
+
+func (e *HeldError) Error() string {
+	return e.Err.Error() + " until " + e.Until.UTC().Format(time.RFC3339)
+}
+
+// Unwrap exposes the protocol's sentinel to errors.Is.
+func (e *HeldError) Unwrap() error { return e.Err }
+
+// HeldUntil returns when the lease err reports ends (zero when err carries none).
+func HeldUntil(err error) time.Time {
+	var h *HeldError
+	if errors.As(err, &h) {
+		return h.Until
+	}
+	return time.Time{}
 }
