@@ -182,9 +182,15 @@ func TestProcessesShareABudget(t *testing.T) {
 					}
 				})
 			}
-			total := 0
+			// Every process is waited for before any failure is reported, so the report reads
+			// their finished output.
+			waits := make([]error, len(cmds))
 			for i, cmd := range cmds {
-				if err := cmd.Wait(); err != nil {
+				waits[i] = cmd.Wait()
+			}
+			total := 0
+			for i, err := range waits {
+				if err != nil {
 					t.Fatalf("process %d: %v", i, err)
 				}
 				n, err := strconv.Atoi(strings.TrimSpace(outs[i].String()))

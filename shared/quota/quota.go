@@ -161,6 +161,11 @@ func (l *Limiter) Wait(ctx context.Context, action string) error {
 	group, lim := l.limitsFor(action, LaneOf(ctx))
 	for {
 		wait, err := l.st.admit(ctx, group, lim)
+		if err != nil && ctx.Err() != nil {
+			// The deadline cut the shared budget's read or write short: the call could not be
+			// admitted in time, the same answer as a window that stays full.
+			return fmt.Errorf("%w: %w", ErrExhausted, err)
+		}
 		if err != nil {
 			return err
 		}

@@ -430,3 +430,24 @@ func BenchmarkShared(b *testing.B) {
 		}
 	}
 }
+
+// slowStore answers every Get only when the caller's context ends, as a store does whose reply
+// is still on its way at the deadline.
+type slowStore struct{ store.Store }
+
+func (s slowStore) Get(ctx context.Context, key string) (store.Item, error) {
+	<-ctx.Done()
+	return store.Item{}, fmt.Errorf("slow store: get %s: %w", key, ctx.Err())
+}
+
+// TestDeadlineDuringSharedRead: a deadline that cuts the shared budget's read short is the
+// quota's answer (ErrExhausted, retry later), not a store failure.
+func TestDeadlineDuringSharedRead(t *testing.T) {
+	l := NewShared(slowStore{memstore.New(nil)}, "slow", 10)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	err := l.Wait(ctx, "DescribeLivePackageConfig")
+	if !errors.Is(err, ErrExhausted) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Wait = %v, want ErrExhausted wrapping the deadline", err)
+	}
+}
