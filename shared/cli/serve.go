@@ -14,7 +14,7 @@ import (
 
 	"github.com/livepack/livepack/shared/emulator"
 	"github.com/livepack/livepack/shared/host"
-	"github.com/livepack/livepack/shared/metrics"
+	"github.com/livepack/livepack/shared/metrics/prom"
 	"github.com/livepack/livepack/shared/webhook"
 )
 
@@ -112,7 +112,7 @@ answered 429 with Retry-After at once, not late. GET /metrics serves Prometheus 
 				return ExitUsage
 			}
 			mux := http.NewServeMux()
-			prom := metrics.NewPrometheus()
+			prom := prom.New()
 			mux.Handle("/", prom.Webhook(withDeadline(w.Handler, webhook.AnswerWithin)))
 			mux.Handle("GET /metrics", prom.Handler())
 			srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}

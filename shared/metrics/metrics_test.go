@@ -3,17 +3,12 @@ package metrics
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"io"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/livepack/livepack/shared/apply"
@@ -143,59 +138,3 @@ func TestLogLine(t *testing.T) {
 	}
 }
 
-// scrape reads the exposition the way Prometheus does.
-func scrape(t *testing.T, h http.Handler) map[string]float64 {
-	t.Helper()
-	rr := httptest.NewRecorder()
-	h.ServeHTTP(rr, httptest.NewRequest(http.MethodGet, "/metrics", nil))
-	parser := expfmt.NewTextParser(model.LegacyValidation)
-	fams, err := parser.TextToMetricFamilies(rr.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]float64{}
-	for name, f := range fams {
-		for _, m := range f.GetMetric() {
-			key := name
-			for _, l := range m.GetLabel() {
-				key += fmt.Sprintf(",%s=%s", l.GetName(), l.GetValue())
-			}
-			switch {
-			case m.Counter != nil:
-				out[key] = m.GetCounter().GetValue()
-			case m.Gauge != nil:
-				out[key] = m.GetGauge().GetValue()
-			case m.Histogram != nil:
-				out[key] = float64(m.GetHistogram().GetSampleCount())
-			}
-		}
-	}
-	return out
-}
-
-func TestPrometheus(t *testing.T) {
-	p := NewPrometheus()
-	before := scrape(t, p.Handler())
-	if v, ok := before["livepack_outcomes_total,outcome=failed"]; !ok || v != 0 {
-		t.Fatalf("failed outcomes not exported at 0 before any invocation: %v", before)
-	}
-	res, st := sample()
-	p.Observe(New(res, st, time.Second, nil))
-	p.Observe(New(res, st, time.Second, nil))
-	got := scrape(t, p.Handler())
-	for k, want := range map[string]float64{
-		"livepack_outcomes_total,outcome=failed":                     2,
-		"livepack_outcomes_total,outcome=created":                    4,
-		"livepack_api_calls_total":                                   18,
-		"livepack_api_throttles_total":                               4,
-		"livepack_api_retries_total":                                 6,
-		"livepack_notices_total,state=delivered":                     2,
-		"livepack_notices_pending":                                   1,
-		"livepack_invocations_total,error=false,trigger=cms-webhook": 2,
-		"livepack_invocation_duration_seconds,trigger=cms-webhook":   2,
-	} {
-		if got[k] != want {
-			t.Errorf("%s = %v, want %v", k, got[k], want)
-		}
-	}
-}

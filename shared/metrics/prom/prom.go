@@ -1,8 +1,10 @@
-package metrics
+// Package prom serves livepack's metrics records in the Prometheus exposition format, for
+// `livepack serve`. It is a package of its own so that the cloud artifacts, which write their
+// records as log lines, never link client_golang or pay for its start-up.
+package prom
 
 import (
 	"bytes"
-	"encoding/json"
 	"net/http"
 	"time"
 
@@ -10,8 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/livepack/livepack/shared/apply"
 	"github.com/livepack/livepack/shared/liveapi"
+	"github.com/livepack/livepack/shared/metrics"
 )
 
 // Prometheus accumulates records for a scrape: counters for everything that adds up, and the
@@ -29,29 +31,29 @@ type Prometheus struct {
 	duration    *prometheus.HistogramVec
 }
 
-// NewPrometheus returns an empty set of livepack metrics on a registry of its own (plus the
+// New returns an empty set of livepack metrics on a registry of its own (plus the
 // Go runtime and process collectors).
-func NewPrometheus() *Prometheus {
+func New() *Prometheus {
 	p := &Prometheus{reg: prometheus.NewRegistry()}
-	p.invocations = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "invocations_total",
+	p.invocations = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: metrics.Namespace, Name: "invocations_total",
 		Help: "Invocations handled, by trigger and whether they returned an error (redelivered)."}, []string{"trigger", "error"})
-	p.outcomes = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "outcomes_total",
+	p.outcomes = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: metrics.Namespace, Name: "outcomes_total",
 		Help: "Policies handled, by outcome (created, updated, unchanged, deleted, skipped, invalid, failed)."}, []string{"outcome"})
-	p.calls = prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Name: "api_calls_total",
+	p.calls = prometheus.NewCounter(prometheus.CounterOpts{Namespace: metrics.Namespace, Name: "api_calls_total",
 		Help: "Live OpenAPI requests sent, retries included."})
-	p.throttles = prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Name: "api_throttles_total",
+	p.throttles = prometheus.NewCounter(prometheus.CounterOpts{Namespace: metrics.Namespace, Name: "api_throttles_total",
 		Help: "Live OpenAPI requests refused with a Throttling code."})
-	p.retries = prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Name: "api_retries_total",
+	p.retries = prometheus.NewCounter(prometheus.CounterOpts{Namespace: metrics.Namespace, Name: "api_retries_total",
 		Help: "Live OpenAPI requests sent again after a retryable failure."})
-	p.notices = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "notices_total",
+	p.notices = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: metrics.Namespace, Name: "notices_total",
 		Help: "Notices by how the sinks took them: delivered, or failed (refused for good)."}, []string{"state"})
-	p.pending = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: Namespace, Name: "notices_pending",
+	p.pending = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: metrics.Namespace, Name: "notices_pending",
 		Help: "Deliveries the outbox owes store-wide (every run's), as of the last invocation; the relay sends them."})
-	p.oldest = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: Namespace, Name: "notices_oldest_owed_seconds",
+	p.oldest = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: metrics.Namespace, Name: "notices_oldest_owed_seconds",
 		Help: "How long the oldest owed delivery has waited, as of the last invocation (0: none owed)."})
-	p.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Name: "invocation_duration_seconds",
+	p.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: metrics.Namespace, Name: "invocation_duration_seconds",
 		Help: "Invocation duration.", Buckets: prometheus.ExponentialBuckets(0.005, 3, 9)}, []string{"trigger"})
-	for _, o := range Outcomes {
+	for _, o := range metrics.Outcomes {
 		p.outcomes.WithLabelValues(o) // every kind is exported from the start, so "failed" reads 0, not absent
 	}
 	p.notices.WithLabelValues("delivered")
@@ -62,7 +64,7 @@ func NewPrometheus() *Prometheus {
 }
 
 // Observe adds one record.
-func (p *Prometheus) Observe(r Record) {
+func (p *Prometheus) Observe(r metrics.Record) {
 	errLabel := "false"
 	if r.Errors > 0 {
 		errLabel = "true"
@@ -94,17 +96,11 @@ func (p *Prometheus) Webhook(next http.Handler) http.Handler {
 		var st liveapi.Stats
 		rec := &recorder{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(rec, r.WithContext(liveapi.WithStats(r.Context(), &st)))
-		res, failed := FromHTTP(rec.status, rec.body.Bytes())
-		m := New(res, &st, time.Since(start), failed)
+		res, failed := metrics.FromHTTP(rec.status, rec.body.Bytes())
+		m := metrics.New(res, &st, time.Since(start), failed)
 		p.Observe(m)
 	})
 }
-
-type redeliver struct{}
-
-func (redeliver) Error() string { return "the webhook asked for a redelivery" }
-
-var errRedeliver error = redeliver{}
 
 // recorder keeps a copy of the answer (a result document, or a short error) while writing it.
 type recorder struct {
@@ -123,18 +119,4 @@ func (r *recorder) Write(b []byte) (int, error) {
 		r.body.Write(b)
 	}
 	return r.ResponseWriter.Write(b)
-}
-
-// FromHTTP reads a webhook answer for its record: the result document in its body, if any,
-// and a redelivery request (5xx, 429) as the invocation's error.
-func FromHTTP(status int, body []byte) (*apply.Result, error) {
-	var failed error
-	if status >= 500 || status == http.StatusTooManyRequests {
-		failed = errRedeliver
-	}
-	var doc apply.Result
-	if json.Unmarshal(body, &doc) == nil && doc.Trigger != "" {
-		return &doc, failed
-	}
-	return &apply.Result{Trigger: "cms-webhook"}, failed
 }

@@ -1,4 +1,4 @@
-package metrics_test
+package prom_test
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"github.com/livepack/livepack/shared/emulator"
 	"github.com/livepack/livepack/shared/liveapi"
 	"github.com/livepack/livepack/shared/metrics"
+	"github.com/livepack/livepack/shared/metrics/prom"
 	"github.com/livepack/livepack/shared/notify"
 	"github.com/livepack/livepack/shared/policy"
 	"github.com/livepack/livepack/shared/store/memstore"
@@ -70,7 +71,7 @@ func TestOwedFromTheEngine(t *testing.T) {
 	if !strings.Contains(emf, `"NoticesOwed":1`) || !strings.Contains(emf, `"OldestOwedNotice":9`) {
 		t.Fatalf("EMF: %s", emf)
 	}
-	p := metrics.NewPrometheus()
+	p := prom.New()
 	p.Observe(r)
 	if body := scrapeText(t, p); !strings.Contains(body, "livepack_notices_pending 1") || !strings.Contains(body, "livepack_notices_oldest_owed_seconds 9") {
 		t.Fatalf("/metrics:\n%s", body)
@@ -89,7 +90,7 @@ func TestOwedFromTheEngine(t *testing.T) {
 	}
 }
 
-func scrapeText(t *testing.T, p *metrics.Prometheus) string {
+func scrapeText(t *testing.T, p *prom.Prometheus) string {
 	t.Helper()
 	rec := httptest.NewRecorder()
 	p.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
