@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -265,6 +267,30 @@ func (r *RIE) Logs() string {
 
 // EmulatorLogs returns the RIE's own log (its stderr).
 func (r *RIE) EmulatorLogs() string { return r.stderr.String() }
+
+// The RIE's own accounting of a start, as Lambda reports it: "INIT REPORT(durationMs: 7.037000)"
+// from the process's start to its first request for an event, and "INVOKE RTDONE(..., duration:
+// 6.403000ms)" from handing the event over to the answer.
+var (
+	initReport = regexp.MustCompile(`INIT REPORT\(durationMs: ([0-9.]+)\)`)
+	invokeDone = regexp.MustCompile(`INVOKE RTDONE\(.*duration: ([0-9.]+)ms\)`)
+)
+
+// Phases returns the RIE's figures for the function's start: init (process start to ready for
+// the first event) and the first invocation (event handed over to answer). ok is false until
+// the RIE has logged both.
+func (r *RIE) Phases() (init, firstInvoke time.Duration, ok bool) {
+	logs := r.EmulatorLogs()
+	i, v := initReport.FindStringSubmatch(logs), invokeDone.FindStringSubmatch(logs)
+	if i == nil || v == nil {
+		return 0, 0, false
+	}
+	ms := func(s string) time.Duration {
+		f, _ := strconv.ParseFloat(s, 64)
+		return time.Duration(f * float64(time.Millisecond))
+	}
+	return ms(i[1]), ms(v[1]), true
+}
 
 // Close stops the RIE, which kills the function first. It is idempotent; Start registers it with
 // t.Cleanup, and loops that start many emulators call it early.
