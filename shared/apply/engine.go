@@ -49,6 +49,7 @@ const DefaultRelayBudget = 3 * time.Second
 // change exactly once through the outbox. It is safe for concurrent use.
 type Engine struct {
 	api      liveapi.API
+	store    store.Store
 	keys     *eventkey.Keys
 	box      *outbox.Outbox
 	cursors  *cursor.Cursors
@@ -72,6 +73,7 @@ func New(o Options) *Engine {
 		e.budget = DefaultRelayBudget
 	}
 	if o.Store != nil {
+		e.store = o.Store
 		e.keys = eventkey.New(o.Store, e.now)
 		e.cursors = cursor.New(o.Store, e.now)
 		e.box = outbox.New(outbox.Options{Store: o.Store, Sinks: o.Sinks, Now: e.now, Logger: e.log, ClaimTTL: o.ClaimTTL})
@@ -91,33 +93,34 @@ func (e *Engine) Apply(ctx context.Context, trigger, key, hash string, policies 
 	})
 }
 
-// NewDomainWindow is how long after a domain-created event's time a domain the API does not
-// show is taken for one not yet visible (the API needs several minutes before a new domain can
-// be queried) and retried, rather than failed as not found.
-const NewDomainWindow = 15 * time.Minute
-
 // DomainCreated applies the default policies whose DomainName glob matches a new domain, when
-// it is a play domain. at is the event's time (zero when the event has none): within
-// NewDomainWindow of it, a domain not found is retried.
+// it is a play domain. at is the event's time (zero when the event has none: now). A domain the
+// API does not show yet, or shows as configuring, is deferred: recorded in the state store and
+// answered with the outcome deferred, so the event succeeds; every scheduled run then applies
+// the policies once the domain is ready, for DeferFor after at.
 func (e *Engine) DomainCreated(ctx context.Context, trigger, key, domain string, at time.Time) (Result, error) {
 	hash := hashStrings("domain-created", domain)
 	return e.run(ctx, trigger, key, trigger+":"+key, hash, func(ctx context.Context, s *session) (Result, error) {
 		res := Result{Trigger: trigger, Key: key}
-		if !at.IsZero() {
-			s.notFoundUntil = at.Add(NewDomainWindow)
-		}
-		var ps []policy.Policy
-		for _, p := range e.defaults {
-			if p.MatchesDomain(domain) {
-				p.DomainName = domain
-				ps = append(ps, p)
-			}
-		}
+		ps := e.matching(domain)
 		if len(ps) == 0 {
 			res.Note = fmt.Sprintf("no default policy (LIVEPACK_POLICIES) matches %s", domain)
 			return res, nil
 		}
+		if at.IsZero() {
+			at = e.now()
+		}
 		di := s.domain(ctx, domain)
+		if di.err != nil && notReady(di.err) && e.now().Sub(at) < DeferFor {
+			if err := e.deferDomain(ctx, trigger, key, domain, at, reasonFor(di.err)); err != nil {
+				res.Results = append(res.Results, PolicyResult{DomainName: domain, AppName: "*", StreamName: "*",
+					Outcome: Failed, Errors: []policy.FieldError{}, Reason: "recording the deferred domain failed; retried"})
+				return res, notDone([]error{err})
+			}
+			s.log.Info("domain not ready: deferred to the scheduled reconcile", "domain", domain, "reason", reasonFor(di.err))
+			res.Results = deferredResults(ps, reasonFor(di.err), at.Add(DeferFor))
+			return res, nil
+		}
 		if di.err != nil {
 			res.Results = append(res.Results, PolicyResult{DomainName: domain, AppName: "*", StreamName: "*",
 				Outcome: Failed, Errors: apiFieldErrors(di.err), Reason: reasonFor(di.err)})
@@ -126,7 +129,7 @@ func (e *Engine) DomainCreated(ctx context.Context, trigger, key, domain string,
 			}
 			return res, nil
 		}
-		prs, err := s.applyPolicies(ctx, dedupe(ps), false)
+		prs, err := s.applyPolicies(ctx, ps, false)
 		res.Results = append(res.Results, prs...)
 		return res, err
 	})

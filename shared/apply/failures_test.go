@@ -17,37 +17,6 @@ import (
 	"github.com/livepack/livepack/shared/store/redisstore"
 )
 
-// TestNewDomainNotFoundWindow: a domain-created event whose domain the API does not show yet is
-// retried within apply.NewDomainWindow of the event's time, and failed for good after it.
-func TestNewDomainNotFoundWindow(t *testing.T) {
-	defaults, _ := parse(t, `[{"DomainName":"*.example.com","AppName":"*","StreamName":"*","Protocol":"HLS_CMAF"}]`)
-	tests := []struct {
-		name  string
-		age   time.Duration
-		class classify.Class
-	}{
-		{"just added", time.Minute, classify.Retry},
-		{"inside the window", apply.NewDomainWindow - time.Minute, classify.Retry},
-		{"after the window", apply.NewDomainWindow + time.Minute, 0},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			e := newEnv(t, nil)
-			opts := e.opts
-			opts.Defaults = defaults
-			res, err := apply.New(opts).DomainCreated(ctxT(t, 20*time.Second), "domain-created", "evt", "late.example.com", time.Now().Add(-tt.age))
-			if classify.Of(err) != tt.class || len(res.Results) != 1 || res.Results[0].Outcome != apply.Failed {
-				t.Fatalf("class %s (%v), results %+v", classify.Of(err), err, res.Results)
-			}
-			// A retried key is released; a terminal one is completed and replays.
-			_, again := apply.New(opts).DomainCreated(ctxT(t, 20*time.Second), "domain-created", "evt", "late.example.com", time.Now().Add(-tt.age))
-			if classify.Of(again) != tt.class {
-				t.Fatalf("second delivery: %v", again)
-			}
-		})
-	}
-}
-
 // TestWrongCredentialsFailLoudly: the API refusing livepack's key is a misconfiguration: the
 // run fails (it never ends as a success or a completed failure), and once the key is fixed the
 // same event applies.

@@ -86,8 +86,8 @@ func TestDomainCreated(t *testing.T) {
 	}{
 		{"new.example.com", "created,created", false, false},
 		{"push.example.com", "skipped", false, false},
-		{"staging.example.com", "failed", true, false},
-		{"nowhere.example.com", "failed", false, false},
+		{"staging.example.com", "deferred", false, false},
+		{"nowhere.example.com", "deferred", false, false},
 		{"play.elsewhere.net", "", false, true},
 	}
 	for _, tt := range tests {

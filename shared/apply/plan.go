@@ -36,9 +36,6 @@ type session struct {
 	log     *slog.Logger
 	domains map[string]*domainInfo
 	calls   int
-	// notFoundUntil, when set, is the end of the window in which a domain not found is one too
-	// new for Describe to show (a domain-created event's time plus NewDomainWindow).
-	notFoundUntil time.Time
 
 	mu sync.Mutex
 	// intents are the open intents of the writes in flight: the heartbeat renews them.
@@ -83,11 +80,6 @@ func (s *session) domain(ctx context.Context, name string) *domainInfo {
 	di.d, di.err = s.e.api.DescribeDomain(ctx, name)
 	if di.err == nil && di.d.LiveDomainType == playDomain && di.d.DomainStatus == "configuring" {
 		di.err = errConfiguring
-	}
-	if di.err != nil && !s.notFoundUntil.IsZero() && s.e.now().Before(s.notFoundUntil) && isDomainNotFound(di.err) {
-		// The API does not show a domain until minutes after it was added: within that window
-		// not found means not yet.
-		di.err = fmt.Errorf("%w: %w", classify.ErrDomainNotReady, di.err)
 	}
 	s.domains[name] = di
 	return di

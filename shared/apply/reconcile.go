@@ -125,9 +125,13 @@ func (e *Engine) Reconcile(ctx context.Context, trigger, key, mode string, polic
 	return e.run(ctx, trigger, key, trigger+":"+mode+":"+key, hash, func(ctx context.Context, s *session) (Result, error) {
 		// One cursor per policy set and mode: a report and an enforce schedule each make their own
 		// passes, and never find each other's cursor busy.
+		// Deferred domains first, whatever the mode: they wait on no pass.
+		deferred := e.applyDeferred(ctx, s)
 		r := &reconciler{e: e, s: s, trigger: trigger, key: key, mode: mode, policies: policies, stats: stats,
 			name: "reconcile:" + mode + ":" + hashStrings("policies", string(hb))[:16], marks: map[string]string{}}
-		return r.reconcile(ctx)
+		res, err := r.reconcile(ctx)
+		deferred.merge(&res)
+		return res, err
 	})
 }
 

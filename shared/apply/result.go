@@ -17,6 +17,9 @@ const (
 	Skipped   = "skipped"
 	Invalid   = "invalid"
 	Failed    = "failed"
+	// Deferred: a domain-created event's domain is not ready yet (unknown to the API, or
+	// configuring); the scheduled reconcile applies the policy once it is.
+	Deferred = "deferred"
 )
 
 // Result is the result document: `livepack invoke` prints it, the webhook answers with it and
@@ -34,6 +37,8 @@ type Result struct {
 	Note string `json:"note,omitempty"`
 	// Reconcile summarizes a scheduled reconcile.
 	Reconcile *ReconcileSummary `json:"reconcile,omitempty"`
+	// Deferred counts what a scheduled run did with the deferred domains, when there were any.
+	Deferred *DeferredSummary `json:"deferred,omitempty"`
 	// Backlog is what the relay saw of the outbox after this invocation: owed deliveries
 	// store-wide and the oldest of them (the metrics' and alarms' source).
 	Backlog *Backlog `json:"backlog,omitempty"`

@@ -155,7 +155,7 @@ func outcomeStyle(word string) string {
 	switch word {
 	case "created", "create", "delivered", "valid":
 		return styleGreen
-	case "updated", "update", "pending":
+	case "updated", "update", "pending", "deferred":
 		return styleYellow
 	case "deleted", "delete", "invalid", "failed", "error":
 		return styleRed

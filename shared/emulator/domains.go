@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 )
@@ -117,6 +118,23 @@ func (s *Server) settle() {
 			delete(s.arrivals, name)
 		}
 	}
+}
+
+// hidden lists the arrivals not yet visible, with the delays they have left, in name order.
+// The caller holds s.mu.
+func (s *Server) hidden() []NewDomain {
+	now := s.now()
+	var out []NewDomain
+	for _, a := range s.arrivals {
+		if !now.Before(a.visibleAt) {
+			continue
+		}
+		nd := NewDomain{DomainName: a.domain.DomainName, LiveDomainType: a.domain.LiveDomainType, Region: a.domain.Region,
+			Scope: a.domain.Scope, HiddenFor: a.visibleAt.Sub(now).String(), ConfiguringFor: a.onlineAt.Sub(a.visibleAt).String()}
+		out = append(out, nd)
+	}
+	slices.SortFunc(out, func(a, b NewDomain) int { return strings.Compare(a.DomainName, b.DomainName) })
+	return out
 }
 
 // serveAddDomain is POST /_emulator/domains.

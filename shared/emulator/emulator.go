@@ -91,6 +91,12 @@ type Seed struct {
 	// (LIVEPACK_SECRET_NAME) to a function started outside the emulator's process. They are
 	// never shown by /_emulator/state.
 	Secrets map[string]string `json:"secrets,omitempty"`
+	// Arriving are domains just added, as POST /_emulator/domains adds them: each unknown to
+	// the API for its HiddenFor (a Go duration; default Options.DomainHidden), then
+	// configuring for its ConfiguringFor, then online, counted from the emulator's start. In
+	// /_emulator/state they are the domains still hidden, with the delays left, so a state
+	// read back as a seed keeps their timeline.
+	Arriving []NewDomain `json:"arriving,omitempty"`
 }
 
 // DefaultSeed is the embedded seed: the domains the sample events name.
@@ -248,6 +254,11 @@ func New(opts Options) *Server {
 	s.state.OnlineStreams = append([]Stream{}, opts.Seed.OnlineStreams...)
 	s.state.PackageConfigs = append([]PackageConfig{}, opts.Seed.PackageConfigs...)
 	s.seedStreams(opts.Seed)
+	for _, nd := range opts.Seed.Arriving {
+		if _, err := s.AddDomain(nd); err != nil {
+			s.log.Warn("seed: arriving domain left out", "domain", nd.DomainName, "err", err)
+		}
+	}
 	s.secrets = maps.Clone(opts.Seed.Secrets)
 	if s.secrets == nil {
 		s.secrets = map[string]string{}
@@ -285,13 +296,14 @@ func (s *Server) Calls() []Call {
 }
 
 // State returns the current domains, streams and configs; a domain added while running
-// appears once it is visible to the API.
+// appears once it is visible to the API, and until then under Arriving.
 func (s *Server) State() Seed {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.settle()
 	return Seed{Domains: append([]Domain{}, s.state.Domains...), OnlineStreams: append([]Stream{}, s.state.OnlineStreams...),
-		PackageConfigs: append([]PackageConfig{}, s.state.PackageConfigs...), PublishHistory: append([]Publish{}, s.state.PublishHistory...)}
+		PackageConfigs: append([]PackageConfig{}, s.state.PackageConfigs...), PublishHistory: append([]Publish{}, s.state.PublishHistory...),
+		Arriving: s.hidden()}
 }
 
 // apiError is an error answer in the API's body shape.

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
@@ -383,5 +385,60 @@ func TestDeleteWildcardMatchesAll(t *testing.T) {
 		if got := strings.Join(left, " "); got != tt.left || others != 1 {
 			t.Errorf("delete %s/%s left %q (other domains %d), want %q", tt.app, tt.stream, got, others, tt.left)
 		}
+	}
+}
+
+// TestSeedArrivingDomains: a seed's arriving domains follow the POST /_emulator/domains
+// timeline from the emulator's start; /_emulator/state lists those still hidden with the delays
+// left, and that state, read back as a seed, keeps the timeline.
+func TestSeedArrivingDomains(t *testing.T) {
+	clk := &clock{t: time.Now()}
+	path := filepath.Join(t.TempDir(), "seed.json")
+	writeFile(t, path, `{"domains": [], "onlineStreams": [], "packageConfigs": [],
+		"arriving": [{"DomainName": "late.example.com", "HiddenFor": "3m", "ConfiguringFor": "1m"},
+		             {"DomainName": "slow.example.com", "HiddenFor": "0s", "ConfiguringFor": "10m"}]}`)
+	seed, err := LoadSeed(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, url := start(t, Options{Now: clk.Now, Seed: seed})
+	c := newSDK(t, url, AccessKeyID, AccessKeySecret, false)
+	status := func(name string) string {
+		body, err := c.call("DescribeLiveDomainDetail", map[string]any{"DomainName": name})
+		if err != nil {
+			return codeOf(err)
+		}
+		return body["DomainDetail"].(map[string]any)["DomainStatus"].(string)
+	}
+	if got := status("slow.example.com"); got != "configuring" {
+		t.Fatalf("slow.example.com: %s, want configuring", got)
+	}
+	clk.Add(time.Minute)
+	if got := status("late.example.com"); got != "InvalidDomain.NotFound" {
+		t.Fatalf("late.example.com after 1m: %s, want hidden", got)
+	}
+	resp, err := http.Get(url + "/_emulator/state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var state Seed
+	err = json.NewDecoder(resp.Body).Decode(&state)
+	resp.Body.Close()
+	want := []NewDomain{{DomainName: "late.example.com", LiveDomainType: "liveVideo", Region: "cn-shanghai", Scope: "domestic", HiddenFor: "2m0s", ConfiguringFor: "1m0s"}}
+	if err != nil || !reflect.DeepEqual(state.Arriving, want) {
+		t.Fatalf("state arriving %+v (%v), want %+v", state.Arriving, err, want)
+	}
+	// The state as a seed: the same domain, hidden for what was left.
+	again := New(Options{Now: clk.Now, Seed: state})
+	if got := again.State().Arriving; !reflect.DeepEqual(got, want) {
+		t.Fatalf("re-seeded arriving %+v", got)
+	}
+	clk.Add(2 * time.Minute)
+	if got := status("late.example.com"); got != "configuring" {
+		t.Fatalf("late.example.com after 3m: %s, want configuring", got)
+	}
+	clk.Add(time.Minute)
+	if got := status("late.example.com"); got != "online" || len(s.State().Arriving) != 0 {
+		t.Fatalf("late.example.com after 4m: %s, arriving %+v", got, s.State().Arriving)
 	}
 }
