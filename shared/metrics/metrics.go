@@ -18,7 +18,7 @@ import (
 const Namespace = "livepack"
 
 // Outcomes are the outcome kinds a record counts, in the result document's words.
-var Outcomes = []string{apply.Created, apply.Updated, apply.Unchanged, apply.Deleted, apply.Skipped, apply.Invalid, apply.Failed}
+var Outcomes = []string{apply.Created, apply.Updated, apply.Unchanged, apply.Deleted, apply.Skipped, apply.Invalid, apply.Failed, apply.Deferred}
 
 // Record is one invocation's metrics.
 type Record struct {

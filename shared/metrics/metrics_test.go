@@ -36,7 +36,7 @@ func TestNew(t *testing.T) {
 	res, st := sample()
 	r := New(res, st, 1500*time.Millisecond, nil)
 	if r.Trigger != "cms-webhook" || r.Outcomes[apply.Created] != 2 || r.Outcomes[apply.Failed] != 1 || r.Outcomes[apply.Deleted] != 0 ||
-		len(r.Outcomes) != 7 || r.Calls != 9 || r.Throttles != 2 || r.Retries != 3 ||
+		len(r.Outcomes) != len(Outcomes) || r.Outcomes[apply.Deferred] != 0 || r.Calls != 9 || r.Throttles != 2 || r.Retries != 3 ||
 		r.NoticesDelivered != 1 || r.NoticesPending != 1 || r.NoticesFailed != 1 || r.Errors != 0 {
 		t.Fatalf("%+v", r)
 	}

@@ -38,7 +38,7 @@ func New() *Prometheus {
 	p.invocations = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: metrics.Namespace, Name: "invocations_total",
 		Help: "Invocations handled, by trigger and whether they returned an error (redelivered)."}, []string{"trigger", "error"})
 	p.outcomes = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: metrics.Namespace, Name: "outcomes_total",
-		Help: "Policies handled, by outcome (created, updated, unchanged, deleted, skipped, invalid, failed)."}, []string{"outcome"})
+		Help: "Policies handled, by outcome (created, updated, unchanged, deleted, skipped, invalid, failed, deferred)."}, []string{"outcome"})
 	p.calls = prometheus.NewCounter(prometheus.CounterOpts{Namespace: metrics.Namespace, Name: "api_calls_total",
 		Help: "Live OpenAPI requests sent, retries included."})
 	p.throttles = prometheus.NewCounter(prometheus.CounterOpts{Namespace: metrics.Namespace, Name: "api_throttles_total",
