@@ -82,7 +82,8 @@ type Summary struct {
 	Open       int `json:"open"`
 	Done       int `json:"done"`
 	Superseded int `json:"superseded"`
-	// Streams of the open changes by state, and those awaiting past the grace (Overdue).
+	// Streams of the changes read (those kept, 9 days) by state, and those awaiting past the
+	// grace (Overdue).
 	Awaiting  int `json:"awaiting"`
 	Restarted int `json:"restarted"`
 	Offline   int `json:"offline"`
@@ -185,11 +186,9 @@ func Refresh(ctx context.Context, o Options) ([]outbox.Change, Summary, error) {
 			all[i] = r.change(ctx, all[i], online)
 		}
 	}
-	// Count what the open changes stand at after the refresh.
+	// Count what the changes read stand at after the refresh (a superseded one's tracking
+	// ended: its streams are the newer change's to count).
 	for _, ch := range all {
-		if _, ok := r.seen[ch.ID]; !ok && !ch.Open() {
-			continue
-		}
 		if r.superseded[ch.ID] {
 			continue
 		}
