@@ -12,7 +12,7 @@ import (
 )
 
 // TestTemplateAlarms: the template's alarms watch metrics the function really emits, in its
-// namespace: failed outcomes, pending notices and throttles.
+// namespace: failed outcomes, pending notices, streams overdue their ingest restart and throttles.
 func TestTemplateAlarms(t *testing.T) {
 	var tpl struct {
 		Resources map[string]struct {
@@ -56,7 +56,7 @@ func TestTemplateAlarms(t *testing.T) {
 		watched = append(watched, p.MetricName)
 	}
 	slices.Sort(watched)
-	if !slices.Equal(watched, []string{"Failed", "NoticesOwed", "Throttles"}) {
-		t.Fatalf("alarms on %v, want Failed, NoticesOwed and Throttles", watched)
+	if !slices.Equal(watched, []string{"Failed", "NoticesOwed", "StreamsOverdueRestart", "Throttles"}) {
+		t.Fatalf("alarms on %v, want Failed, NoticesOwed, StreamsOverdueRestart and Throttles", watched)
 	}
 }

@@ -38,6 +38,14 @@ type Record struct {
 	// source, since a sink that is down shows there whichever invocation looks.
 	NoticesOwed int
 	OldestOwed  time.Duration
+	// Tracked is set when the invocation refreshed restart tracking (the schedule): then
+	// RestartAwaiting counts the streams still awaiting the ingest restart a change asked for,
+	// RestartOverdue those awaiting past LIVEPACK_RESTART_GRACE, and OldestRestartWait how long
+	// the longest of them has waited.
+	Tracked           bool
+	RestartAwaiting   int
+	RestartOverdue    int
+	OldestRestartWait time.Duration
 	// Errors is 1 when the invocation returned an error (the platform delivers it again).
 	Errors   int
 	Duration time.Duration
@@ -75,6 +83,9 @@ func NewAt(at time.Time, res *apply.Result, st *liveapi.Stats, d time.Duration, 
 		if b.OldestOwedAt != nil {
 			r.OldestOwed = max(0, at.Sub(*b.OldestOwedAt))
 		}
+	}
+	if t := res.Restart; t != nil {
+		r.Tracked, r.RestartAwaiting, r.RestartOverdue, r.OldestRestartWait = true, t.Awaiting, t.Overdue, t.OldestWait(at)
 	}
 	for _, n := range res.Notices {
 		switch noticeState(n) {
@@ -123,6 +134,9 @@ func (r Record) fields() []field {
 		field{"NoticesFailed", "Count", float64(r.NoticesFailed)},
 		field{"NoticesOwed", "Count", float64(r.NoticesOwed)},
 		field{"OldestOwedNotice", "Seconds", r.OldestOwed.Seconds()},
+		field{"StreamsAwaitingRestart", "Count", float64(r.RestartAwaiting)},
+		field{"StreamsOverdueRestart", "Count", float64(r.RestartOverdue)},
+		field{"OldestRestartWait", "Seconds", r.OldestRestartWait.Seconds()},
 		field{"Errors", "Count", float64(r.Errors)},
 		field{"Duration", "Milliseconds", float64(r.Duration.Microseconds()) / 1000},
 	)
