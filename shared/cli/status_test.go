@@ -113,7 +113,7 @@ func TestStatusLoop(t *testing.T) {
 	if s = decodeStatus(t, out); code != 0 || states(s)["sports/highlights"] != "offline" || s.Targets[0].Tracking != "done" {
 		t.Fatalf("after the stop: exit %d\n%s", code, out)
 	}
-	if code, out, _ = run(t, env, "", "status"); decodeStatus(t, out).Summary.Calls != 0 {
+	if code, out, _ = run(t, env, "", "status"); code != 0 || decodeStatus(t, out).Summary.Calls != 0 {
 		t.Fatalf("nothing open, yet calls: %s", out)
 	}
 	// A change awaiting a stream, and the API gone: exit 1, the failure on stderr.
