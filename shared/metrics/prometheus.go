@@ -87,9 +87,9 @@ func (p *Prometheus) Observe(r Record) {
 	p.notices.WithLabelValues("failed").Add(float64(r.NoticesFailed))
 	p.pending.Set(float64(r.NoticesOwed))
 	p.oldest.Set(r.OldestOwed.Seconds())
+	p.duration.WithLabelValues(r.Trigger).Observe(r.Duration.Seconds())
 	// Only a refresh knows; a webhook's record leaves the last refresh's values standing.
 	p.ObserveRestart(r)
-	p.duration.WithLabelValues(r.Trigger).Observe(r.Duration.Seconds())
 }
 
 // Handler serves the metrics in the Prometheus exposition format (GET /metrics).
@@ -150,8 +150,8 @@ func FromHTTP(status int, body []byte) (*apply.Result, error) {
 	return &apply.Result{Trigger: "cms-webhook"}, failed
 }
 
-// ObserveRestart sets the restart-tracking gauges from a refresh that was not an invocation of
-// its own (`livepack serve` refreshes every minute).
+// ObserveRestart sets the restart-tracking gauges from a record that refreshed restart tracking
+// (a schedule's, or `livepack serve`'s refresh every minute); another record changes nothing.
 func (p *Prometheus) ObserveRestart(r Record) {
 	if !r.Tracked {
 		return

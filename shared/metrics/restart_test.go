@@ -10,7 +10,8 @@ import (
 )
 
 // TestRestartTracking: a scheduled run's restart counts reach the record (EMF, log line) and
-// the Prometheus gauges; a webhook's record, which refreshed nothing, leaves the gauges standing.
+// the Prometheus gauges; a webhook's record, which refreshed nothing, leaves them out of its EMF
+// and the gauges standing.
 func TestRestartTracking(t *testing.T) {
 	now := time.Now()
 	since := now.Add(-45 * time.Minute)
@@ -25,6 +26,13 @@ func TestRestartTracking(t *testing.T) {
 	}
 	if doc["StreamsAwaitingRestart"] != float64(3) || doc["StreamsOverdueRestart"] != float64(2) || doc["OldestRestartWait"] != float64(2700) {
 		t.Fatalf("EMF %v", doc)
+	}
+	var plain map[string]any
+	if err := json.Unmarshal(NewAt(now, &apply.Result{Trigger: "cms-webhook"}, nil, time.Second, nil).EMF(now), &plain); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := plain["StreamsOverdueRestart"]; ok {
+		t.Fatalf("a webhook's record reports restart counts it never read: %v", plain)
 	}
 	p := NewPrometheus()
 	p.Observe(r)
