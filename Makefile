@@ -15,8 +15,8 @@ DEMO_SECRET := whsec_bGl2ZXBhY2stZGVtby1zZWNyZXQtMDEyMzQ1Njc4OWFi
 .PHONY: demo test deps lint unit soak bench fuzz build build-LivepackFunction build-ReconcileFunction clean
 
 ## demo: the sample events through `livepack invoke`, then adopting the result with export, plan
-## and apply, then probing what players get before and after the ingest restarts, against an
-## emulator; V=1 prints the full JSON documents
+## and apply, then probing what players get before and after the ingest restarts, and `livepack
+## status` tracking which streams restarted, against an emulator; V=1 prints the full JSON documents
 V ?= 0
 demo: $(BIN)
 	@tmp=$$(mktemp -d); trap 'kill $$emu 2>/dev/null || true; rm -rf "$$tmp"' EXIT; \
@@ -29,6 +29,10 @@ demo: $(BIN)
 	  $(BIN) "$${@:2}" -o $$fmt 2>>"$$tmp/livepack.log" || echo "(exit $$?)"; }; \
 	echo "Live OpenAPI emulator at $$LIVEPACK_ENDPOINT; $$(sed -n 2p "$$tmp/url")"; \
 	step "A new play domain gets the default packaging (EventBridge: AddLiveDomain)" invoke -event events/domain-created.json; \
+	if command -v curl >/dev/null; then \
+	  start='{"action":"start","DomainName":"play.example.com","AppName":"sports","StreamName":"highlights"}'; \
+	  printf '\n\033[1m== %s\033[0m\n$$ curl -d %s %s\n' "A second encoder starts pushing sports/highlights" "'$$start'" "$$LIVEPACK_ENDPOINT/_emulator/streams"; \
+	  curl -sf -d "$$start" "$$LIVEPACK_ENDPOINT/_emulator/streams" >/dev/null; sleep 1; fi; \
 	step "The CMS posts a stream policy: applied, with its restart-ingest notice" invoke -sign -event events/fc-http-webhook.json; \
 	step "The same webhook delivered again: a replay, no API call, no notice" invoke -sign -event events/fc-http-webhook.json; \
 	step "An invalid policy is refused with the API's error codes, before any call" invoke -event events/policies-invalid.json; \
@@ -47,7 +51,8 @@ demo: $(BIN)
 	  restart='{"action":"restart","DomainName":"play.example.com","AppName":"sports","StreamName":"final"}'; \
 	  printf '\n\033[1m== %s\033[0m\n$$ curl -d %s %s\n' "The encoder restarts its push; players get the new packaging" "'$$restart'" "$$LIVEPACK_ENDPOINT/_emulator/streams"; \
 	  curl -sf -d "$$restart" "$$LIVEPACK_ENDPOINT/_emulator/streams" >/dev/null; \
-	  step "" $$probe; fi; \
+	  step "" $$probe; \
+	  step "Restart tracking: the change's notice named two streams; one restarted, one still awaits" status -domain play.example.com; fi; \
 	if command -v curl >/dev/null; then printf '\nLive API calls the emulator served in all: %s\n' \
 	  "$$(curl -s "$$LIVEPACK_ENDPOINT/_emulator/calls" | { grep -o '"action"' || true; } | wc -l)"; fi
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/livepack/livepack/shared/policy"
+	"github.com/livepack/livepack/shared/restart"
 )
 
 // Outcome words of the result document (DESIGN §5).
@@ -42,6 +43,9 @@ type Result struct {
 	// Backlog is what the relay saw of the outbox after this invocation: owed deliveries
 	// store-wide and the oldest of them (the metrics' and alarms' source).
 	Backlog *Backlog `json:"backlog,omitempty"`
+	// Restart is what a scheduled run's restart tracking found (shared/restart): streams
+	// awaiting their ingest restart, restarted, offline and overdue.
+	Restart *restart.Summary `json:"restart,omitempty"`
 }
 
 // Backlog counts the deliveries the outbox still owes, store-wide.

@@ -60,6 +60,10 @@ func printInvocation(o output, res *apply.Result, status int, body []byte, inv i
 			o.printf("  %s\n", rc.Note)
 		}
 	}
+	if rs := res.Restart; rs != nil && (rs.Changes > 0 || rs.Reminders > 0 || len(rs.Failed) > 0) {
+		o.printf("  restart tracking: %d stream(s) awaiting restart (%d overdue), %d restarted, %d offline; %d reminder(s) owed, %d online-list call(s)\n",
+			rs.Awaiting, rs.Overdue, rs.Restarted, rs.Offline, rs.Reminders, rs.Calls)
+	}
 	for _, fe := range res.Errors {
 		o.printf("  %s  %s\n", o.paint(styleRed, "error"), fe.Message)
 	}

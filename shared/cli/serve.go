@@ -12,8 +12,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/livepack/livepack/shared/apply"
 	"github.com/livepack/livepack/shared/emulator"
 	"github.com/livepack/livepack/shared/host"
+	"github.com/livepack/livepack/shared/metrics"
 	"github.com/livepack/livepack/shared/metrics/prom"
 	"github.com/livepack/livepack/shared/webhook"
 )
@@ -91,7 +93,10 @@ var serveCommand = &command{
 Webhooks with a secret of LIVEPACK_WEBHOOK_SECRET. The answers are those of the FC HTTP trigger
 and the Lambda Function URL. Each request is answered within 30 s, as a function's would be
 within its timeout: a document whose calls the quota (LIVEPACK_RATE) cannot serve by then is
-answered 429 with Retry-After at once, not late. GET /metrics serves Prometheus metrics.`,
+answered 429 with Retry-After at once, not late. GET /metrics serves Prometheus metrics. Every
+minute it refreshes restart tracking as the schedule does (no call while no change awaits a
+stream; the restart-overdue reminders it owes are sent), so /metrics shows the streams awaiting
+their ingest restart.`,
 	exits:   "0 on SIGINT or SIGTERM\n1 the server failed\n2 usage or configuration error (a flag, an address in use, a variable, no credentials)",
 	example: "$ LIVEPACK_WEBHOOK_SECRET=whsec_... livepack serve -addr 127.0.0.1:8080",
 	logs:    true,
@@ -112,10 +117,11 @@ answered 429 with Retry-After at once, not late. GET /metrics serves Prometheus 
 				return ExitUsage
 			}
 			mux := http.NewServeMux()
-			prom := prom.New()
-			mux.Handle("/", prom.Webhook(withDeadline(w.Handler, webhook.AnswerWithin)))
-			mux.Handle("GET /metrics", prom.Handler())
+			exp := prom.New()
+			mux.Handle("/", exp.Webhook(withDeadline(w.Handler, webhook.AnswerWithin)))
+			mux.Handle("GET /metrics", exp.Handler())
 			srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+			go trackRestarts(ctx, w, exp, time.Minute)
 			go func() {
 				<-ctx.Done()
 				sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -131,6 +137,26 @@ answered 429 with Retry-After at once, not late. GET /metrics serves Prometheus 
 			return ExitOK
 		}
 	},
+}
+
+// trackRestarts refreshes restart tracking every period until ctx ends, each refresh within
+// half a period, and sets the restart gauges from it.
+func trackRestarts(ctx context.Context, w wired, exp *prom.Prometheus, period time.Duration) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		rctx, cancel := context.WithTimeout(ctx, period/2)
+		sum := w.Handler.Engine(w.log).TrackRestarts(rctx, w.Handler.Restart)
+		cancel()
+		if sum != nil {
+			exp.ObserveRestart(metrics.New(&apply.Result{Restart: sum}, nil, 0, nil))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // withDeadline gives each request the deadline a function's timeout gives an invocation: the

@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/livepack/livepack/shared/policy"
 	"github.com/livepack/livepack/shared/redisconn"
@@ -139,6 +140,9 @@ type Config struct {
 	// Playback configures probing what players get (LIVEPACK_PLAY_AUTH_KEY,
 	// LIVEPACK_PLAYBACK_BASE, LIVEPACK_PROBE).
 	Playback Playback
+	// RestartGrace (LIVEPACK_RESTART_GRACE) is how long a stream may await the ingest restart
+	// a change asked for before the change's restart-overdue reminder.
+	RestartGrace time.Duration
 }
 
 // AccessKey is an Alibaba Cloud key pair, with the STS token of a temporary one. Its String
@@ -348,6 +352,7 @@ func FromEnv(host Host, getenv func(string) string) (Config, error) {
 		}
 	}
 	c.Playback = playbackFromEnv(getenv, bad)
+	c.RestartGrace = restartGraceFromEnv(getenv, bad)
 	c.Reserve = DefaultReserve
 	if v := strings.TrimSpace(getenv("LIVEPACK_RESERVE")); v != "" {
 		if r, err := parseShare(v); err != nil {

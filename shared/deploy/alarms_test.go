@@ -8,11 +8,13 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/livepack/livepack/shared/apply"
 	"github.com/livepack/livepack/shared/metrics"
+	"github.com/livepack/livepack/shared/restart"
 )
 
 // TestTemplateAlarms: the template's alarms watch metrics the function really emits, in its
-// namespace: failed outcomes, pending notices and throttles.
+// namespace: failed outcomes, pending notices, streams overdue their ingest restart and throttles.
 func TestTemplateAlarms(t *testing.T) {
 	var tpl struct {
 		Resources map[string]struct {
@@ -36,7 +38,10 @@ func TestTemplateAlarms(t *testing.T) {
 			}
 		} `json:"_aws"`
 	}
-	if err := json.Unmarshal(metrics.New(nil, nil, 0, nil).EMF(time.Now()), &emf); err != nil {
+	// A scheduled run's record: the backlog read and restart tracking refreshed, so every metric
+	// an alarm may watch is in it.
+	res := &apply.Result{Trigger: "schedule", Backlog: &apply.Backlog{}, Restart: &restart.Summary{}}
+	if err := json.Unmarshal(metrics.New(res, nil, 0, nil).EMF(time.Now()), &emf); err != nil {
 		t.Fatal(err)
 	}
 	dir := emf.AWS.CloudWatchMetrics[0]
@@ -56,7 +61,7 @@ func TestTemplateAlarms(t *testing.T) {
 		watched = append(watched, p.MetricName)
 	}
 	slices.Sort(watched)
-	if !slices.Equal(watched, []string{"Failed", "NoticesOwed", "Throttles"}) {
-		t.Fatalf("alarms on %v, want Failed, NoticesOwed and Throttles", watched)
+	if !slices.Equal(watched, []string{"Failed", "NoticesOwed", "StreamsOverdueRestart", "Throttles"}) {
+		t.Fatalf("alarms on %v, want Failed, NoticesOwed, StreamsOverdueRestart and Throttles", watched)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/livepack/livepack/shared/eventkey"
 	"github.com/livepack/livepack/shared/intake"
 	"github.com/livepack/livepack/shared/policy"
+	"github.com/livepack/livepack/shared/restart"
 	"github.com/livepack/livepack/shared/webhook"
 	"github.com/livepack/livepack/shared/webhooksig"
 )
@@ -31,6 +32,9 @@ type Handler struct {
 	// WebhookDomains (LIVEPACK_WEBHOOK_DOMAINS) bounds the domains a CMS webhook document may
 	// name; nil means any. Set it before use.
 	WebhookDomains []string
+	// Restart is the deployment's restart tracking (LIVEPACK_RESTART_GRACE, the probe): the
+	// schedule refreshes it. Set it before use.
+	Restart restart.Settings
 
 	opts     apply.Options
 	verifier *webhooksig.Verifier
@@ -120,7 +124,11 @@ func (h *Handler) Invoke(ctx context.Context, raw []byte) (Response, error) {
 			}
 			ps = doc.Policies
 		}
+		// Restart tracking first, within a short budget of its own: the reconcile then has the
+		// rest of the invocation, and its relay delivers any reminder this owed.
+		tracked := engine.TrackRestarts(ctx, h.Restart)
 		res, err := engine.Reconcile(ctx, string(req.Kind), req.Key, req.Mode, ps)
+		res.Restart = tracked
 		resp.Result = &res
 		return finish(log, resp, err)
 	case intake.Policies, intake.Direct:
@@ -230,6 +238,16 @@ func settle(log *slog.Logger, res apply.Result, err error) error {
 		log.Warn("invocation needs a retry", attrs...)
 		return err
 	}
+}
+
+// Engine returns an engine on the handler's options, for the command line's read-only views
+// (livepack status) and a server's periodic work.
+func (h *Handler) Engine(log *slog.Logger) *apply.Engine {
+	opts := h.opts
+	if log != nil {
+		opts.Logger = log
+	}
+	return apply.New(opts)
 }
 
 // ServeHTTP serves the CMS webhook over plain HTTP (`livepack serve`), with the same

@@ -204,6 +204,7 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) 
 	w.Handler = handler.New(apply.Options{Now: o.Now, API: api, Store: st, Sinks: sinks, Defaults: cfg.Defaults}, cfg.WebhookSecrets, log)
 	w.Handler.CallsPerMinute = cfg.Rate
 	w.Handler.WebhookDomains = cfg.WebhookDomains
+	w.Handler.Restart = restartSettings(cfg, log)
 	return w, nil
 }
 

@@ -51,6 +51,8 @@ type API interface {
 	// DomainsPage reads one page of the same listing (see pages.go).
 	DomainsPage(ctx context.Context, liveDomainType, status string, pageNumber int) (DomainPage, error)
 	OnlineStreams(ctx context.Context, domain string) ([]Stream, error)
+	// OnlinePage reads one light page of the domain's online raw streams (see online.go).
+	OnlinePage(ctx context.Context, domain string, pageNum int) (OnlinePage, error)
 }
 
 // Limiter spends the API quota. shared/quota implements it.

@@ -41,6 +41,14 @@ type Record struct {
 	// Errors is 1 when the invocation returned an error (the platform delivers it again).
 	Errors   int
 	Duration time.Duration
+	// Tracked is set when the invocation refreshed restart tracking (the schedule): then
+	// RestartAwaiting counts the streams still awaiting the ingest restart a change asked for,
+	// RestartOverdue those awaiting past LIVEPACK_RESTART_GRACE, and OldestRestartWait how long
+	// the longest of them has waited. Without it they are left out, not reported as zero.
+	Tracked           bool
+	RestartAwaiting   int
+	RestartOverdue    int
+	OldestRestartWait time.Duration
 }
 
 // New builds the record of one invocation from its result (nil when there is none), the
@@ -85,6 +93,9 @@ func NewAt(at time.Time, res *apply.Result, st *liveapi.Stats, d time.Duration, 
 		case "failed":
 			r.NoticesFailed++
 		}
+	}
+	if t := res.Restart; t != nil {
+		r.Tracked, r.RestartAwaiting, r.RestartOverdue, r.OldestRestartWait = true, t.Awaiting, t.Overdue, t.OldestWait(at)
 	}
 	return r
 }
@@ -143,7 +154,7 @@ func (r Record) EMF(now time.Time) []byte {
 		Name string `json:"Name"`
 		Unit string `json:"Unit"`
 	}
-	fs := r.fields()
+	fs := r.allFields()
 	defs := make([]def, len(fs))
 	doc := map[string]any{"Trigger": r.Trigger}
 	for i, f := range fs {
@@ -166,7 +177,7 @@ func (r Record) EMF(now time.Time) []byte {
 // the same names and values as EMF, under "metrics": "livepack" so a query can select them.
 func (r Record) LogLine(now time.Time) []byte {
 	doc := map[string]any{"metrics": Namespace, "time": now.UTC().Format(time.RFC3339Nano), "Trigger": r.Trigger}
-	for _, f := range r.fields() {
+	for _, f := range r.allFields() {
 		doc[f.name] = f.value
 	}
 	b, _ := json.Marshal(doc)

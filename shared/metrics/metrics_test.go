@@ -137,4 +137,3 @@ func TestLogLine(t *testing.T) {
 		t.Fatalf("%s", line)
 	}
 }
-

@@ -92,6 +92,12 @@ type Change struct {
 	Sinks []string `json:"sinks"`
 	// Restart lists the streams whose ingest must restart for the change to apply.
 	Restart []notify.Stream `json:"restart,omitempty"`
+	// Tracking is where each of them stands (tracking.go); nil until first refreshed: every
+	// one awaiting since CommittedAt.
+	Tracking *Tracking `json:"tracking,omitempty"`
+	// Supersedes names the target's previous change, which this one replaced; its tracking
+	// ended here, with the streams it still awaited.
+	Supersedes *Superseded `json:"supersedes,omitempty"`
 }
 
 // Begin answers.
@@ -297,11 +303,14 @@ func (b *Outbox) Commit(ctx context.Context, in Intent, n notify.Notice, restart
 		ch.Sinks = []string{}
 	}
 	_, err := store.Modify(ctx, b.s, changeKey(in.Target), func(cur *store.Item) (store.Change, error) {
+		ch.Supersedes = nil
 		if cur != nil {
 			var prev Change
 			if err := json.Unmarshal(cur.Value, &prev); err == nil && prev.ID == in.ID {
 				ch = prev
 				return store.Change{Keep: true}, nil
+			} else if err == nil {
+				ch.Supersedes = supersede(prev)
 			}
 		}
 		v, err := json.Marshal(ch)

@@ -28,6 +28,9 @@ type Prometheus struct {
 	notices     *prometheus.CounterVec
 	pending     prometheus.Gauge
 	oldest      prometheus.Gauge
+	awaiting    prometheus.Gauge
+	overdue     prometheus.Gauge
+	restartWait prometheus.Gauge
 	duration    *prometheus.HistogramVec
 }
 
@@ -51,6 +54,12 @@ func New() *Prometheus {
 		Help: "Deliveries the outbox owes store-wide (every run's), as of the last invocation; the relay sends them."})
 	p.oldest = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: metrics.Namespace, Name: "notices_oldest_owed_seconds",
 		Help: "How long the oldest owed delivery has waited, as of the last invocation (0: none owed)."})
+	p.awaiting = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: metrics.Namespace, Name: "streams_awaiting_restart",
+		Help: "Streams still awaiting the ingest restart a packaging change asked for, as of the last restart-tracking refresh."})
+	p.overdue = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: metrics.Namespace, Name: "streams_overdue_restart",
+		Help: "Streams awaiting their ingest restart longer than LIVEPACK_RESTART_GRACE, as of the last refresh."})
+	p.restartWait = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: metrics.Namespace, Name: "restart_oldest_wait_seconds",
+		Help: "How long the longest-waiting stream has awaited its ingest restart, as of the last refresh (0: none)."})
 	p.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: metrics.Namespace, Name: "invocation_duration_seconds",
 		Help: "Invocation duration.", Buckets: prometheus.ExponentialBuckets(0.005, 3, 9)}, []string{"trigger"})
 	for _, o := range metrics.Outcomes {
@@ -58,7 +67,7 @@ func New() *Prometheus {
 	}
 	p.notices.WithLabelValues("delivered")
 	p.notices.WithLabelValues("failed")
-	p.reg.MustRegister(p.invocations, p.outcomes, p.calls, p.throttles, p.retries, p.notices, p.pending, p.oldest, p.duration,
+	p.reg.MustRegister(p.invocations, p.outcomes, p.calls, p.throttles, p.retries, p.notices, p.pending, p.oldest, p.awaiting, p.overdue, p.restartWait, p.duration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return p
 }
@@ -81,6 +90,8 @@ func (p *Prometheus) Observe(r metrics.Record) {
 	p.pending.Set(float64(r.NoticesOwed))
 	p.oldest.Set(r.OldestOwed.Seconds())
 	p.duration.WithLabelValues(r.Trigger).Observe(r.Duration.Seconds())
+	// Only a refresh knows; a webhook's record leaves the last refresh's values standing.
+	p.ObserveRestart(r)
 }
 
 // Handler serves the metrics in the Prometheus exposition format (GET /metrics).
@@ -119,4 +130,15 @@ func (r *recorder) Write(b []byte) (int, error) {
 		r.body.Write(b)
 	}
 	return r.ResponseWriter.Write(b)
+}
+
+// ObserveRestart sets the restart-tracking gauges from a record that refreshed restart tracking
+// (a schedule's, or `livepack serve`'s refresh every minute); another record changes nothing.
+func (p *Prometheus) ObserveRestart(r metrics.Record) {
+	if !r.Tracked {
+		return
+	}
+	p.awaiting.Set(float64(r.RestartAwaiting))
+	p.overdue.Set(float64(r.RestartOverdue))
+	p.restartWait.Set(r.OldestRestartWait.Seconds())
 }
