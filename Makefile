@@ -106,7 +106,10 @@ bench:
 	awk '$$1 ~ /^Benchmark(Document|Sustained)VsNode/ { for (i = 3; i < NF; i += 2) m[$$(i + 1)] = $$i } \
 	  END { if ("wall-ratio" in m) printf "  %-22s wall %.2fx (%.0f ms vs %.0f ms), calls %.2fx (%d vs %d)\n", "100 policies", m["wall-ratio"], m["livepack-ms"], m["node-ms"], m["calls-ratio"], m["livepack-calls"], m["node-calls"]; \
 	    if ("throughput-ratio" in m) printf "  %-22s %.2fx (%.1f vs %.1f policies per quota window), throttles %d vs %d\n", "sustained throughput", m["throughput-ratio"], m["livepack-policies/window"], m["node-policies/window"], m["livepack-throttles"], m["node-throttles"]; \
-	    if (!("wall-ratio" in m) && !("throughput-ratio" in m)) print "  (skipped: node or its npm packages missing; make deps installs them)" }' "$$out"
+	    if (!("wall-ratio" in m) && !("throughput-ratio" in m)) print "  (skipped: node or its npm packages missing; make deps installs them)" }' "$$out"; \
+	printf '\nLatency measured in this run (one document through a proxy adding 50 ms each way):\n'; \
+	awk '$$1 ~ /^BenchmarkDocumentLatency/ { for (i = 3; i < NF; i += 2) m[$$(i + 1)] = $$i } \
+	  END { if ("ms/doc" in m) printf "  %-22s %.0f ms per document, %d calls (minimum %d)\n", "document latency", m["ms/doc"], m["calls/doc"], m["min-calls"] }' "$$out"
 
 ## fuzz: each fuzz target for a short while (FUZZTIME=30s)
 FUZZTIME ?= 20s

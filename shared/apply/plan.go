@@ -8,10 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/livepack/livepack/shared/classify"
 	"github.com/livepack/livepack/shared/liveapi"
@@ -29,15 +32,16 @@ const (
 
 // session is one invocation's view of the API: each domain's detail, configs and online
 // streams are read at most once, and the notices of the changes it makes or joins are
-// collected in order.
+// collected in order. A policy applied alongside others works in a session of its own (sub),
+// which shares the domains read, the lock and the intents in flight, and collects its notices
+// apart, so they are reported in the order a sequential run would report them.
 type session struct {
 	e       *Engine
 	holder  string
 	log     *slog.Logger
 	domains map[string]*domainInfo
-	calls   int
 
-	mu sync.Mutex
+	mu *sync.Mutex
 	// intents are the open intents of the writes in flight: the heartbeat renews them.
 	intents map[string]outbox.Intent
 	// owed are the delivery keys of the changes this run committed; notes the notices to report.
@@ -55,7 +59,44 @@ type note struct {
 }
 
 func newSession(e *Engine, holder string, log *slog.Logger) *session {
-	return &session{e: e, holder: holder, log: log, domains: map[string]*domainInfo{}, intents: map[string]outbox.Intent{}}
+	return &session{e: e, holder: holder, log: log, domains: map[string]*domainInfo{}, mu: new(sync.Mutex), intents: map[string]outbox.Intent{}}
+}
+
+// sub returns a session sharing s's domains, lock and intents in flight (so the heartbeat
+// renews its intents too), with notices of its own: absorb hands them to s.
+func (s *session) sub() *session {
+	return &session{e: s.e, holder: s.holder, log: s.log, domains: s.domains,
+		mu: s.mu, intents: s.intents}
+}
+
+// absorb appends what a sub-session collected to s's notices.
+func (s *session) absorb(c *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.owed = append(s.owed, c.owed...)
+	s.notes = append(s.notes, c.notes...)
+	c.owed, c.notes = nil, nil
+}
+
+// lookup returns what the session read of a domain, if it did.
+func (s *session) lookup(name string) (*domainInfo, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	di, ok := s.domains[name]
+	return di, ok
+}
+
+// keep records what the session read of a domain; forget drops it.
+func (s *session) keep(name string, di *domainInfo) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.domains[name] = di
+}
+
+func (s *session) forget(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.domains, name)
 }
 
 type domainInfo struct {
@@ -65,24 +106,45 @@ type domainInfo struct {
 	err      error
 	configs  map[[2]string]liveapi.PackageConfig
 	cfgErr   error
-	online   []liveapi.Stream
-	onErr    error
-	onDone   bool
+	// online is read once (onOnce), possibly while the domain's first write is in flight.
+	online []liveapi.Stream
+	onErr  error
+	onOnce sync.Once
 }
 
 // domain looks the domain up once per invocation.
 func (s *session) domain(ctx context.Context, name string) *domainInfo {
-	if di, ok := s.domains[name]; ok {
+	if di, ok := s.lookup(name); ok {
 		return di
 	}
 	di := &domainInfo{detailed: true}
-	s.calls++
 	di.d, di.err = s.e.api.DescribeDomain(ctx, name)
 	if di.err == nil && di.d.LiveDomainType == playDomain && di.d.DomainStatus == "configuring" {
 		di.err = errConfiguring
 	}
-	s.domains[name] = di
+	s.keep(name, di)
 	return di
+}
+
+// read gets what planning a domain's policies needs: its detail, then the configs of a play
+// domain. The configs wait for the detail because only a play domain has any: reading them
+// alongside would spend a call on every ingest or unknown domain a document names.
+func (s *session) read(ctx context.Context, name string) *domainInfo {
+	di := s.domain(ctx, name)
+	if di.err == nil && di.d.LiveDomainType == playDomain {
+		_ = s.loadConfigs(ctx, name, di, false) // a failure is applyOne's to report
+	}
+	return di
+}
+
+// readAll reads the named domains as read does, each domain alongside the others.
+func (s *session) readAll(ctx context.Context, names []string) {
+	var g errgroup.Group
+	g.SetLimit(domainWorkers)
+	for _, name := range names {
+		g.Go(func() error { s.read(ctx, name); return nil })
+	}
+	_ = g.Wait()
 }
 
 // errConfiguring: a domain just added needs minutes of configuration before it takes configs.
@@ -99,7 +161,6 @@ func (s *session) loadConfigs(ctx context.Context, name string, di *domainInfo, 
 	if di.configs != nil && !fresh {
 		return nil
 	}
-	s.calls++
 	cs, err := s.e.api.DescribePackageConfigs(ctx, name)
 	if err != nil {
 		di.cfgErr = err
@@ -112,15 +173,15 @@ func (s *session) loadConfigs(ctx context.Context, name string, di *domainInfo, 
 	return nil
 }
 
+// onlineStreams lists the domain's online streams once; a caller arriving while the listing
+// is in flight waits for it.
 func (s *session) onlineStreams(ctx context.Context, name string, di *domainInfo) []liveapi.Stream {
-	if !di.onDone {
-		s.calls++
+	di.onOnce.Do(func() {
 		di.online, di.onErr = s.e.api.OnlineStreams(ctx, name)
-		di.onDone = true
 		if di.onErr != nil {
 			s.log.Warn("listing online streams failed; the notice lists none", "domain", name, "err", di.onErr)
 		}
-	}
+	})
 	return di.online
 }
 
@@ -169,12 +230,32 @@ func packageConfig(p policy.Policy) liveapi.PackageConfig {
 		PartDuration: c.PartDuration, IgnoreTranscode: c.IgnoreTranscode}
 }
 
+// domainWorkers bounds how many domains one run works on at once. A domain's writes go one
+// after another (writeOrder and the wildcard guard are per domain), so a document takes as
+// long as its slowest domain only while every domain has a worker: 16 covers the domains a
+// document usually names (the benchmark's ten among them), while the calls in flight, and the
+// connections they hold, stay bounded however many domains a document names. The rate is the
+// quota limiter's to keep, whatever this bound.
+const domainWorkers = 16
+
 // applyPolicies plans and (unless report) applies each policy and returns one PolicyResult
 // per policy, in document order. It returns an error wrapping ErrRetryLater when any policy
 // failed for a reason that a later delivery can fix. Every path (documents, new domains,
 // enforce) goes through it: the same wildcard guard and the same order.
+//
+// Domains are applied alongside each other (at most domainWorkers at once), each domain's
+// policies in writeOrder, each call through the quota limiter in ctx's lane. A domain's
+// online streams (its notices') are listed while its first write is in flight. A failing
+// domain leaves the others to finish; notices are reported in writeOrder.
 func (s *session) applyPolicies(ctx context.Context, ps []policy.Policy, report bool) ([]PolicyResult, error) {
 	if !report {
+		var wild []string
+		for _, p := range ps {
+			if isWildcardDelete(p) && !policy.IsGlob(p.DomainName) && !slices.Contains(wild, p.DomainName) {
+				wild = append(wild, p.DomainName)
+			}
+		}
+		s.readAll(ctx, wild) // the guard's reads, together
 		refused, err := s.wildcardDeletes(ctx, ps)
 		if err != nil {
 			return nil, notDone([]error{err})
@@ -184,15 +265,54 @@ func (s *session) applyPolicies(ctx context.Context, ps []policy.Policy, report 
 		}
 	}
 	results := make([]PolicyResult, len(ps))
-	var retry []error
-	for _, i := range writeOrder(ps) {
-		if ctx.Err() != nil {
-			break // the run lost its lease or its time: it writes nothing more
+	errs := make([]error, len(ps))
+	subs := make([]*session, len(ps))
+	order := writeOrder(ps)
+	var domains []string
+	byDomain := map[string][]int{}
+	for _, i := range order {
+		name := ps[i].DomainName
+		if _, ok := byDomain[name]; !ok {
+			domains = append(domains, name)
 		}
-		pr, err := s.applyOne(ctx, ps[i], report)
-		results[i] = pr
-		if err != nil {
-			retry = append(retry, err)
+		byDomain[name] = append(byDomain[name], i)
+	}
+	var g errgroup.Group
+	g.SetLimit(domainWorkers)
+	var crash panicked
+	for _, name := range domains {
+		g.Go(func() error {
+			defer crash.recover()
+			idx := byDomain[name]
+			var online sync.WaitGroup
+			defer online.Wait()
+			if !policy.IsGlob(name) {
+				if di := s.read(ctx, name); !report && changes(ps, idx, di) {
+					online.Go(func() { // the notices' list
+						defer crash.recover()
+						s.onlineStreams(ctx, name, di)
+					})
+				}
+			}
+			for _, i := range idx {
+				if ctx.Err() != nil {
+					return nil // the run lost its lease or its time: it writes nothing more
+				}
+				subs[i] = s.sub()
+				results[i], errs[i] = subs[i].applyOne(ctx, ps[i], report)
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	crash.repanic()
+	var retry []error
+	for _, i := range order {
+		if subs[i] != nil {
+			s.absorb(subs[i])
+		}
+		if errs[i] != nil {
+			retry = append(retry, errs[i])
 		}
 	}
 	for i, p := range ps {
@@ -203,6 +323,47 @@ func (s *session) applyPolicies(ctx context.Context, ps []policy.Policy, report 
 		}
 	}
 	return results, notDone(retry)
+}
+
+// panicked carries a panic from the goroutines of one run to the run's own goroutine, so a
+// panic ends the invocation as it would without them (a runtime recovers it there and reports
+// the invocation failed), rather than the whole process.
+type panicked struct {
+	mu sync.Mutex
+	v  any
+	ok bool
+}
+
+// recover is deferred by each goroutine: it keeps the first panic's value.
+func (p *panicked) recover() {
+	if v := recover(); v != nil {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if !p.ok {
+			p.v, p.ok = v, true
+		}
+	}
+}
+
+// repanic panics again, with the same value, once the goroutines are done.
+func (p *panicked) repanic() {
+	if p.ok {
+		panic(p.v)
+	}
+}
+
+// changes reports whether a play domain read without error has a policy among idx that plans
+// a write: its notice will list the domain's online streams.
+func changes(ps []policy.Policy, idx []int, di *domainInfo) bool {
+	if di.err != nil || di.d.LiveDomainType != playDomain || di.configs == nil {
+		return false
+	}
+	for _, i := range idx {
+		if plan(ps[i], di).outcome != Unchanged {
+			return true
+		}
+	}
+	return false
 }
 
 // writeOrder is the order policies are applied in: creates and updates first, then deletes
@@ -441,7 +602,6 @@ func (s *session) change(ctx context.Context, p policy.Policy, st step, di *doma
 func (s *session) write(ctx context.Context, in outbox.Intent, p policy.Policy, st step, di *domainInfo, pr PolicyResult) (_ PolicyResult, _ error, again bool) {
 	s.hold(in)
 	defer s.drop(in)
-	s.calls++
 	var err error
 	switch st.outcome {
 	case Created:
@@ -593,7 +753,6 @@ func driftWord(outcome string) string {
 // scope and the online streams that must restart ingest.
 func (s *session) notice(ctx context.Context, in outbox.Intent, di *domainInfo) (notify.Notice, []notify.Stream, error) {
 	if !di.detailed {
-		s.calls++
 		if d, err := s.e.api.DescribeDomain(ctx, in.Target.DomainName); err == nil {
 			di.d.Scope = d.Scope
 		} else {
@@ -629,10 +788,10 @@ func (s *session) inPlace(ctx context.Context, in outbox.Intent, di *domainInfo)
 // settler decides an intent another run left open (outbox.Settler): a fresh read of its
 // domain, and the notice built from it when the change is in place.
 func (s *session) settler(ctx context.Context, in outbox.Intent) (bool, notify.Notice, []notify.Stream, error) {
-	di, ok := s.domains[in.Target.DomainName]
+	di, ok := s.lookup(in.Target.DomainName)
 	if !ok {
 		di = &domainInfo{d: liveapi.Domain{DomainName: in.Target.DomainName}}
-		s.domains[in.Target.DomainName] = di
+		s.keep(in.Target.DomainName, di)
 	}
 	inPlace, err := s.inPlace(ctx, in, di)
 	if err != nil || !inPlace {

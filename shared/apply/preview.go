@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path"
+	"slices"
 	"sort"
 	"time"
 
@@ -64,12 +65,20 @@ func (p PlanResult) Changes() int {
 
 // Plan computes what applying policies (validated and normalized) would do, with the engine's
 // own planning and without any write or notice: per domain, the domain's detail and its
-// configs are read once, the same reads an apply starts with. With prune, each config of
-// those domains that no policy names is planned for deletion.
+// configs are read once, the same reads an apply starts with, every domain's alongside the
+// others'. With prune, each config of those domains that no policy names is planned for
+// deletion.
 func Plan(ctx context.Context, api liveapi.API, policies []policy.Policy, prune bool) (PlanResult, error) {
 	discard := slog.New(slog.DiscardHandler)
 	s := newSession(&Engine{api: api, now: time.Now, log: discard}, "", discard)
 	res := PlanResult{Rows: []PlanRow{}}
+	var order []string
+	for _, p := range policies {
+		if !policy.IsGlob(p.DomainName) && !slices.Contains(order, p.DomainName) {
+			order = append(order, p.DomainName)
+		}
+	}
+	s.readAll(ctx, order)
 	// The guard apply runs first: a document apply would refuse is planned as refused.
 	refused, err := s.wildcardDeletes(ctx, policies)
 	if err != nil {
@@ -86,12 +95,8 @@ func Plan(ctx context.Context, api liveapi.API, policies []policy.Policy, prune 
 		return res, nil
 	}
 	named := map[policy.Target]bool{}
-	var order []string
 	for _, p := range policies {
 		named[p.Target()] = true
-		if _, seen := s.domains[p.DomainName]; !seen && !policy.IsGlob(p.DomainName) {
-			order = append(order, p.DomainName)
-		}
 		pr, _ := s.applyOne(ctx, p, true)
 		if err := ctx.Err(); err != nil {
 			return res, fmt.Errorf("plan: %w", err)
@@ -119,7 +124,7 @@ func Plan(ctx context.Context, api liveapi.API, policies []policy.Policy, prune 
 		return res, nil
 	}
 	for _, name := range order {
-		di := s.domains[name]
+		di, _ := s.lookup(name)
 		if di == nil || di.err != nil || di.configs == nil {
 			continue // not a play domain, or unreadable: its row already says so
 		}

@@ -330,8 +330,8 @@ func (r *reconciler) check(ctx context.Context, name string, marks map[string]st
 	ps = dedupe(ps)
 	s := r.s
 	di := &domainInfo{d: liveapi.Domain{DomainName: name, LiveDomainType: playDomain, DomainStatus: "online"}}
-	s.domains[name] = di
-	defer delete(s.domains, name) // memory does not grow with the account
+	s.keep(name, di)
+	defer s.forget(name) // memory does not grow with the account
 	var drift []notify.Drift
 	if len(ps) > 0 {
 		if err := s.loadConfigs(ctx, name, di, false); err != nil {

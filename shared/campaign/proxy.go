@@ -10,9 +10,11 @@ import (
 
 // Proxy forwards TCP connections from its own loopback address to a target. Down closes the
 // listener and cuts every open connection, so clients see refused and reset connections, as
-// when a server or its network goes away; Up listens on the same address again.
+// when a server or its network goes away; Up listens on the same address again. With a delay
+// (WithDelay) every byte arrives that much later in each direction, as over a long link.
 type Proxy struct {
 	target string
+	delay  time.Duration
 
 	mu    sync.Mutex
 	addr  string
@@ -23,9 +25,20 @@ type Proxy struct {
 	cuts int
 }
 
+// ProxyOption configures a Proxy.
+type ProxyOption func(*Proxy)
+
+// WithDelay holds every chunk of bytes for d before passing it on, in each direction: a
+// request and its answer take 2×d more than without the proxy. It is latency alone, not a
+// bandwidth limit: a chunk read while another waits is not held longer.
+func WithDelay(d time.Duration) ProxyOption { return func(p *Proxy) { p.delay = d } }
+
 // NewProxy starts a proxy to target (host:port) on a free loopback port.
-func NewProxy(target string) (*Proxy, error) {
+func NewProxy(target string, opts ...ProxyOption) (*Proxy, error) {
 	p := &Proxy{target: target, conns: map[net.Conn]struct{}{}}
+	for _, o := range opts {
+		o(p)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("campaign: proxy listen: %w", err)
@@ -97,9 +110,48 @@ func (p *Proxy) pipe(c net.Conn) {
 	defer p.track(c, false)
 	defer p.track(up, false)
 	done := make(chan struct{}, 2)
-	go func() { _, _ = io.Copy(up, c); done <- struct{}{} }()
-	go func() { _, _ = io.Copy(c, up); done <- struct{}{} }()
+	go func() { p.copy(up, c); done <- struct{}{} }()
+	go func() { p.copy(c, up); done <- struct{}{} }()
 	<-done
+}
+
+// copy passes what src sends on to dst, each chunk held for the proxy's delay after it was
+// read. A reader keeps reading meanwhile, so chunks sent back to back arrive back to back.
+func (p *Proxy) copy(dst io.Writer, src io.Reader) {
+	if p.delay <= 0 {
+		_, _ = io.Copy(dst, src)
+		return
+	}
+	type chunk struct {
+		b  []byte
+		at time.Time
+	}
+	chunks := make(chan chunk, 64)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		defer close(chunks)
+		for {
+			buf := make([]byte, 32<<10)
+			n, err := src.Read(buf)
+			if n > 0 {
+				select {
+				case chunks <- chunk{b: buf[:n], at: time.Now().Add(p.delay)}:
+				case <-stop: // the writer gave up; pipe closes src, which ends the reads
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	for c := range chunks {
+		time.Sleep(time.Until(c.at))
+		if _, err := dst.Write(c.b); err != nil {
+			return
+		}
+	}
 }
 
 // Down stops accepting and cuts every open connection.

@@ -1,0 +1,4 @@
+package apply
+
+// DomainWorkers is domainWorkers, for the tests of the bound.
+const DomainWorkers = domainWorkers
