@@ -199,3 +199,36 @@ func TestPrometheus(t *testing.T) {
 		}
 	}
 }
+
+// TestOwedOnlyWhenRead: an invocation that read the backlog reports it, zero included; one
+// that read none (a settled replay) leaves both backlog metrics out of its EMF document and
+// log line and leaves the Prometheus gauges as the last reading set them.
+func TestOwedOnlyWhenRead(t *testing.T) {
+	res, st := sample()
+	res.Backlog = &apply.Backlog{Owed: 0}
+	none := &apply.Result{Trigger: "cms-webhook", Replayed: true}
+	for _, tt := range []struct {
+		res  *apply.Result
+		want bool
+	}{{res, true}, {none, false}} {
+		r := New(tt.res, st, time.Second, nil)
+		for _, doc := range [][]byte{r.EMF(time.Now()), r.LogLine(time.Now())} {
+			var m map[string]any
+			if err := json.Unmarshal(doc, &m); err != nil {
+				t.Fatal(err)
+			}
+			_, owed := m["NoticesOwed"]
+			_, oldest := m["OldestOwedNotice"]
+			if owed != tt.want || oldest != tt.want || (tt.want && !bytes.Contains(doc, []byte(`{"Name":"NoticesOwed"`)) && bytes.Contains(doc, []byte(`"_aws"`))) {
+				t.Fatalf("backlog read %v: %s", tt.want, doc)
+			}
+		}
+	}
+	p := NewPrometheus()
+	withBacklog, _ := sample()
+	p.Observe(New(withBacklog, st, time.Second, nil))
+	p.Observe(New(none, st, time.Second, nil))
+	if got := scrape(t, p.Handler())["livepack_notices_pending"]; got != 1 {
+		t.Fatalf("owed gauge after a replay that read no backlog: %v, want the last reading 1", got)
+	}
+}
