@@ -98,7 +98,17 @@ bench:
 	awk '$$1 ~ /^Benchmark(Document|Sustained)VsNode/ { for (i = 3; i < NF; i += 2) m[$$(i + 1)] = $$i } \
 	  END { if ("wall-ratio" in m) printf "  %-22s wall %.2fx (%.0f ms vs %.0f ms), calls %.2fx (%d vs %d)\n", "100 policies", m["wall-ratio"], m["livepack-ms"], m["node-ms"], m["calls-ratio"], m["livepack-calls"], m["node-calls"]; \
 	    if ("throughput-ratio" in m) printf "  %-22s %.2fx (%.1f vs %.1f policies per quota window), throttles %d vs %d\n", "sustained throughput", m["throughput-ratio"], m["livepack-policies/window"], m["node-policies/window"], m["livepack-throttles"], m["node-throttles"]; \
-	    if (!("wall-ratio" in m) && !("throughput-ratio" in m)) print "  (skipped: node or its npm packages missing; make deps installs them)" }' "$$out"
+	    if (!("wall-ratio" in m) && !("throughput-ratio" in m)) print "  (skipped: node or its npm packages missing; make deps installs them)" }' "$$out"; \
+	printf '\nStore operations per event and the latency each backend adds over memory, measured in this run (BenchmarkStoreOps):\n'; \
+	awk '$$1 ~ /^BenchmarkStoreOps\/[^\/]+\/[^\/]+$$/ { split($$1, p, "/"); sub(/-[0-9]+$$/, "", p[3]); k = p[2] "/" p[3]; seen[k] = 1; \
+	    for (i = 3; i < NF; i += 2) m[k, $$(i + 1)] = $$i } \
+	  END { nw = split("first replay doc10", w, " "); nb = split("memory file redis dynamodb tablestore", bk, " "); \
+	    name["first"] = "first delivery"; name["replay"] = "replay"; name["doc10"] = "10 policies"; \
+	    for (i = 1; i <= nw; i++) for (j = 1; j <= nb; j++) { k = w[i] "/" bk[j]; if (!(k in seen)) continue; \
+	      printf "  %-15s %-11s %5.1f reads %5.1f writes %9.2f ms", name[w[i]], bk[j], m[k, "reads/event"], m[k, "writes/event"], m[k, "ns/event"] / 1e6; \
+	      if ((k, "added-ms/event") in m) printf "  %+8.2f ms over memory", m[k, "added-ms/event"]; print "" } \
+	    if (("doc10/dynamodb", "x-redis") in m) printf "  %-15s DynamoDB ÷ Redis %.2fx (%.1f ms vs %.1f ms)\n", "10 policies", m["doc10/dynamodb", "x-redis"], \
+	      m["doc10/dynamodb", "ns/event"] / 1e6, m["doc10/redis", "ns/event"] / 1e6 }' "$$out"
 
 ## fuzz: each fuzz target for a short while (FUZZTIME=30s)
 FUZZTIME ?= 20s
