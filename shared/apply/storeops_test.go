@@ -199,3 +199,40 @@ func TestStoreOpsPerEvent(t *testing.T) {
 		})
 	}
 }
+
+// TestReplayOwingNoticeRelays: a replay whose result still owes a notice runs the relay, so
+// the redelivered event pushes its own notice on; once it is delivered, a replay does not.
+func TestReplayOwingNoticeRelays(t *testing.T) {
+	c := storetest.NewCounting(nil)
+	e := newEnv(t, nil)
+	c.Store = e.store
+	now := time.Now()
+	opts := e.opts
+	opts.Store, opts.Now = c, func() time.Time { return now }
+	eng := apply.New(opts)
+	e.recv.mu.Lock()
+	e.recv.failNext = 1000 // every try of the first attempt, the sink's own retries included
+	e.recv.mu.Unlock()
+	ps, hash := parse(t, sportsLL)
+	first, err := eng.Apply(ctxT(t, 20*time.Second), "cms-webhook", "msg_owed", hash, ps)
+	if err != nil || len(first.Notices) != 1 || !strings.HasPrefix(first.Notices[0].Sinks[sinkName(e)], "pending") {
+		t.Fatalf("first delivery: %v %+v", err, first.Notices)
+	}
+	e.recv.mu.Lock()
+	e.recv.failNext = 0
+	e.recv.mu.Unlock()
+	now = now.Add(2 * time.Hour) // past the delivery's backoff
+	c.Reset()
+	if res, err := eng.Apply(ctxT(t, 20*time.Second), "cms-webhook", "msg_owed", hash, ps); err != nil || !res.Replayed {
+		t.Fatalf("replay: %v %+v", err, res)
+	}
+	if n, _, _ := e.recv.counts(); n != 1 || c.Ops().List == 0 {
+		t.Fatalf("the replay owing its notice delivered %d notices with %v", n, c.Ops())
+	}
+	// The stored result still says pending: a replay reads the delivery's state (one get),
+	// finds it delivered, and runs no relay.
+	c.Reset()
+	if res, err := eng.Apply(ctxT(t, 20*time.Second), "cms-webhook", "msg_owed", hash, ps); err != nil || !res.Replayed || c.Ops() != (storetest.Ops{Get: 2}) {
+		t.Fatalf("replay after the notice was delivered: %v, %v (%s)", err, c.Ops(), c.Trace())
+	}
+}
