@@ -109,7 +109,17 @@ bench:
 	    if (!("wall-ratio" in m) && !("throughput-ratio" in m)) print "  (skipped: node or its npm packages missing; make deps installs them)" }' "$$out"; \
 	printf '\nLatency measured in this run (one document through a proxy adding 50 ms each way):\n'; \
 	awk '$$1 ~ /^BenchmarkDocumentLatency/ { for (i = 3; i < NF; i += 2) m[$$(i + 1)] = $$i } \
-	  END { if ("ms/doc" in m) printf "  %-22s %.0f ms per document, %d calls (minimum %d)\n", "document latency", m["ms/doc"], m["calls/doc"], m["min-calls"] }' "$$out"
+	  END { if ("ms/doc" in m) printf "  %-22s %.0f ms per document, %d calls (minimum %d)\n", "document latency", m["ms/doc"], m["calls/doc"], m["min-calls"] }' "$$out"; \
+	printf '\nStore operations per event and the latency each backend adds over memory, measured in this run (BenchmarkStoreOps):\n'; \
+	awk '$$1 ~ /^BenchmarkStoreOps\/[^\/]+\/[^\/]+$$/ { split($$1, p, "/"); sub(/-[0-9]+$$/, "", p[3]); k = p[2] "/" p[3]; seen[k] = 1; \
+	    for (i = 3; i < NF; i += 2) m[k, $$(i + 1)] = $$i } \
+	  END { nw = split("first replay doc10", w, " "); nb = split("memory file redis dynamodb tablestore", bk, " "); \
+	    name["first"] = "first delivery"; name["replay"] = "replay"; name["doc10"] = "10 policies"; \
+	    for (i = 1; i <= nw; i++) for (j = 1; j <= nb; j++) { k = w[i] "/" bk[j]; if (!(k in seen)) continue; \
+	      printf "  %-15s %-11s %5.1f reads %5.1f writes %9.2f ms", name[w[i]], bk[j], m[k, "reads/event"], m[k, "writes/event"], m[k, "ns/event"] / 1e6; \
+	      if ((k, "added-ms/event") in m) printf "  %+8.2f ms over memory", m[k, "added-ms/event"]; print "" } \
+	    if (("doc10/dynamodb", "x-redis") in m) printf "  %-15s DynamoDB ÷ Redis %.2fx (%.1f ms vs %.1f ms)\n", "10 policies", m["doc10/dynamodb", "x-redis"], \
+	      m["doc10/dynamodb", "ns/event"] / 1e6, m["doc10/redis", "ns/event"] / 1e6 }' "$$out"
 
 ## fuzz: each fuzz target for a short while (FUZZTIME=30s)
 FUZZTIME ?= 20s

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/livepack/livepack/shared/store"
@@ -70,6 +71,12 @@ type Lease struct {
 	Fence int64
 	// TookOver: the key was held by a run whose lease lapsed (it crashed or timed out).
 	TookOver bool
+
+	// hash and version are the record as the holder last wrote it: while the store still
+	// shows that version, the record is the holder's own, so renewing or completing it needs
+	// no read first.
+	hash    string
+	version atomic.Int64
 }
 
 func storeKey(key string) string { return "key/" + key }
@@ -79,7 +86,7 @@ func storeKey(key string) string { return "key/" + key }
 func (k *Keys) Acquire(ctx context.Context, key, hash, holder string) (*Lease, *Record, error) {
 	var lease *Lease
 	var done *Record
-	_, err := store.Modify(ctx, k.s, storeKey(key), func(cur *store.Item) (store.Change, error) {
+	it, err := store.Modify(ctx, k.s, storeKey(key), func(cur *store.Item) (store.Change, error) {
 		lease, done = nil, nil
 		now := k.now()
 		rec := Record{PayloadHash: hash}
@@ -100,19 +107,39 @@ func (k *Keys) Acquire(ctx context.Context, key, hash, holder string) (*Lease, *
 			took = rec.Holder != holder
 		}
 		rec.Holder, rec.Fence, rec.LeaseUntil = holder, rec.Fence+1, now.Add(LeaseTTL)
-		lease = &Lease{Key: key, Holder: holder, Fence: rec.Fence, TookOver: took}
+		lease = &Lease{Key: key, Holder: holder, Fence: rec.Fence, TookOver: took, hash: hash}
 		b, err := json.Marshal(rec)
 		return store.Change{Value: b, Expires: now.Add(inProgressTTL)}, err
 	})
 	if err != nil {
 		return nil, nil, err
 	}
+	if lease != nil {
+		lease.version.Store(it.Version)
+	}
 	return lease, done, nil
 }
 
 // held runs a write of the holder of l: the record must still be l's.
 func (k *Keys) held(ctx context.Context, l *Lease, f func(rec *Record, now time.Time) store.Change) error {
-	_, err := store.Modify(ctx, k.s, storeKey(l.Key), func(cur *store.Item) (store.Change, error) {
+	if v := l.version.Load(); v != 0 {
+		ch := f(&Record{PayloadHash: l.hash, Holder: l.Holder, Fence: l.Fence}, k.now())
+		var nv int64
+		var err error
+		if ch.Delete {
+			err = k.s.Delete(ctx, storeKey(l.Key), v)
+		} else {
+			nv, err = k.s.Update(ctx, storeKey(l.Key), v, ch.Value, ch.Expires)
+		}
+		if !errors.Is(err, store.ErrConflict) {
+			if err == nil {
+				l.version.Store(nv)
+			}
+			return err
+		}
+		// The record moved on (a lost answer, another run): read it and decide.
+	}
+	it, err := store.Modify(ctx, k.s, storeKey(l.Key), func(cur *store.Item) (store.Change, error) {
 		if cur == nil {
 			return store.Change{}, fmt.Errorf("eventkey: %s: record gone: %w", l.Key, ErrFenced)
 		}
@@ -125,6 +152,9 @@ func (k *Keys) held(ctx context.Context, l *Lease, f func(rec *Record, now time.
 		}
 		return f(&rec, k.now()), nil
 	})
+	if err == nil {
+		l.version.Store(it.Version)
+	}
 	return err
 }
 

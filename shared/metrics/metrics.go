@@ -38,6 +38,10 @@ type Record struct {
 	// source, since a sink that is down shows there whichever invocation looks.
 	NoticesOwed int
 	OldestOwed  time.Duration
+	// OwedKnown: the invocation read the backlog (a replay whose notices are settled reads
+	// none); without it NoticesOwed and OldestOwedNotice are left out, not reported as zero,
+	// so an alarm on their minimum is not silenced by such invocations.
+	OwedKnown bool
 	// Errors is 1 when the invocation returned an error (the platform delivers it again).
 	Errors   int
 	Duration time.Duration
@@ -79,7 +83,7 @@ func NewAt(at time.Time, res *apply.Result, st *liveapi.Stats, d time.Duration, 
 		r.Outcomes[p.Outcome]++
 	}
 	if b := res.Backlog; b != nil {
-		r.NoticesOwed = b.Owed
+		r.NoticesOwed, r.OwedKnown = b.Owed, true
 		if b.OldestOwedAt != nil {
 			r.OldestOwed = max(0, at.Sub(*b.OldestOwedAt))
 		}
@@ -125,15 +129,19 @@ func (r Record) fields() []field {
 	for _, o := range Outcomes {
 		fs = append(fs, field{title(o), "Count", float64(r.Outcomes[o])})
 	}
-	return append(fs,
+	fs = append(fs,
 		field{"ApiCalls", "Count", float64(r.Calls)},
 		field{"Throttles", "Count", float64(r.Throttles)},
 		field{"Retries", "Count", float64(r.Retries)},
 		field{"NoticesDelivered", "Count", float64(r.NoticesDelivered)},
 		field{"NoticesPending", "Count", float64(r.NoticesPending)},
-		field{"NoticesFailed", "Count", float64(r.NoticesFailed)},
-		field{"NoticesOwed", "Count", float64(r.NoticesOwed)},
-		field{"OldestOwedNotice", "Seconds", r.OldestOwed.Seconds()},
+		field{"NoticesFailed", "Count", float64(r.NoticesFailed)})
+	if r.OwedKnown {
+		fs = append(fs,
+			field{"NoticesOwed", "Count", float64(r.NoticesOwed)},
+			field{"OldestOwedNotice", "Seconds", r.OldestOwed.Seconds()})
+	}
+	return append(fs,
 		field{"Errors", "Count", float64(r.Errors)},
 		field{"Duration", "Milliseconds", float64(r.Duration.Microseconds()) / 1000},
 	)

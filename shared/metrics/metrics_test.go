@@ -137,3 +137,29 @@ func TestLogLine(t *testing.T) {
 		t.Fatalf("%s", line)
 	}
 }
+
+// TestOwedOnlyWhenRead: an invocation that read the backlog reports it, zero included; one
+// that read none (a settled replay) leaves both backlog metrics out of its EMF document and
+// log line (the Prometheus gauges then keep the last reading: prom's TestOwedGaugeKeepsLastReading).
+func TestOwedOnlyWhenRead(t *testing.T) {
+	res, st := sample()
+	res.Backlog = &apply.Backlog{Owed: 0}
+	none := &apply.Result{Trigger: "cms-webhook", Replayed: true}
+	for _, tt := range []struct {
+		res  *apply.Result
+		want bool
+	}{{res, true}, {none, false}} {
+		r := New(tt.res, st, time.Second, nil)
+		for _, doc := range [][]byte{r.EMF(time.Now()), r.LogLine(time.Now())} {
+			var m map[string]any
+			if err := json.Unmarshal(doc, &m); err != nil {
+				t.Fatal(err)
+			}
+			_, owed := m["NoticesOwed"]
+			_, oldest := m["OldestOwedNotice"]
+			if owed != tt.want || oldest != tt.want || (tt.want && !bytes.Contains(doc, []byte(`{"Name":"NoticesOwed"`)) && bytes.Contains(doc, []byte(`"_aws"`))) {
+				t.Fatalf("backlog read %v: %s", tt.want, doc)
+			}
+		}
+	}
+}

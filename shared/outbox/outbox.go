@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/livepack/livepack/shared/notify"
@@ -67,6 +68,10 @@ type Intent struct {
 	Holder     string         `json:"holder"`
 	LeaseUntil time.Time      `json:"leaseUntil"`
 	CreatedAt  time.Time      `json:"createdAt"`
+	// version is the store version of the open record as this process last wrote it (0:
+	// unknown): clearing the intent then needs no read, and a version that moved on (a renewal,
+	// another run) only sends the caller back to reading.
+	version int64
 }
 
 // Same reports whether in asks for the same end state as other: racing runs that want the same
@@ -129,6 +134,43 @@ type Outbox struct {
 	log   *slog.Logger
 	claim time.Duration
 	try   time.Duration
+
+	// fresh holds the due entries this process just created, until its Deliver sends them:
+	// sending needs the entry's version, and reading back what was just written would cost a
+	// store read per notice. An entry another run changed meanwhile only fails the claim's
+	// condition, and Deliver then reads it as it would have.
+	mu    sync.Mutex
+	fresh map[string]store.Item
+}
+
+// freshCap bounds the entries kept for Deliver; past it the map starts over (a commit whose
+// notice is delivered by a relay instead leaves its entry behind).
+const freshCap = 1024
+
+func (b *Outbox) remember(it store.Item) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.fresh == nil || len(b.fresh) >= freshCap {
+		b.fresh = map[string]store.Item{}
+	}
+	b.fresh[it.Key] = it
+}
+
+// recall returns and forgets the entry at key as this process created it.
+func (b *Outbox) recall(key string) (store.Item, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	it, ok := b.fresh[key]
+	delete(b.fresh, key)
+	return it, ok
+}
+
+func (b *Outbox) forget(keys []string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, k := range keys {
+		delete(b.fresh, k)
+	}
 }
 
 // Options configure an Outbox.
@@ -181,9 +223,23 @@ func changeKey(t policy.Target) string { return "change/" + targetKey(t) }
 // Begin records the intent of writing in (its ID and timestamps are filled here) for holder.
 // It returns the intent as stored: the caller's (Mine) or the other run's.
 func (b *Outbox) Begin(ctx context.Context, in Intent, holder string) (Intent, Begin, error) {
-	var got Intent
+	// Most targets have no open intent: the conditional create alone decides, and only a
+	// refused one reads what holds the target.
+	now := b.now()
+	got := in
+	got.ID, got.Holder, got.CreatedAt, got.LeaseUntil = NewID(), holder, now.UTC(), now.Add(IntentTTL)
+	v, err := json.Marshal(got)
+	if err != nil {
+		return Intent{}, 0, fmt.Errorf("outbox: record intent for %s: %w", in.Target, err)
+	}
+	if got.version, err = b.s.Create(ctx, openKey(in.Target), v, time.Time{}); err == nil {
+		return got, Mine, nil
+	} else if !errors.Is(err, store.ErrConflict) {
+		return Intent{}, 0, fmt.Errorf("outbox: record intent for %s: %w", in.Target, err)
+	}
+	got = Intent{}
 	var ans Begin
-	_, err := store.Modify(ctx, b.s, openKey(in.Target), func(cur *store.Item) (store.Change, error) {
+	it, err := store.Modify(ctx, b.s, openKey(in.Target), func(cur *store.Item) (store.Change, error) {
 		now := b.now()
 		if cur != nil {
 			if err := json.Unmarshal(cur.Value, &got); err != nil {
@@ -207,6 +263,9 @@ func (b *Outbox) Begin(ctx context.Context, in Intent, holder string) (Intent, B
 	})
 	if err != nil {
 		return Intent{}, 0, fmt.Errorf("outbox: record intent for %s: %w", in.Target, err)
+	}
+	if ans == Mine {
+		got.version = it.Version
 	}
 	return got, ans, nil
 }
@@ -284,6 +343,16 @@ func (b *Outbox) take(ctx context.Context, in Intent, holder string) (Intent, bo
 
 // Abandon clears an intent whose change is not in place: nothing is announced.
 func (b *Outbox) Abandon(ctx context.Context, in Intent) error {
+	if in.version != 0 {
+		// The record as this process wrote it is this intent: delete it without reading it.
+		err := b.s.Delete(ctx, openKey(in.Target), in.version)
+		if !errors.Is(err, store.ErrConflict) {
+			if err != nil {
+				return fmt.Errorf("outbox: abandon %s: %w", in.ID, err)
+			}
+			return nil
+		}
+	}
 	_, err := b.open(ctx, in, func(*Intent, time.Time) (store.Change, error) { return store.Change{Delete: true}, nil })
 	if err != nil {
 		return fmt.Errorf("outbox: abandon %s: %w", in.ID, err)
@@ -327,7 +396,12 @@ func (b *Outbox) Commit(ctx context.Context, in Intent, n notify.Notice, restart
 		if err != nil {
 			return Change{}, nil, fmt.Errorf("outbox: commit %s: %w", in.ID, err)
 		}
-		if _, err := b.s.Create(ctx, key, v, ch.CommittedAt.Add(DeadAfter+time.Hour)); err != nil && !errors.Is(err, store.ErrConflict) {
+		expires := ch.CommittedAt.Add(DeadAfter + time.Hour)
+		ver, err := b.s.Create(ctx, key, v, expires)
+		switch {
+		case err == nil:
+			b.remember(store.Item{Key: key, Value: v, Version: ver, Expires: expires})
+		case !errors.Is(err, store.ErrConflict):
 			return Change{}, nil, fmt.Errorf("outbox: commit %s: queue for %s: %w", in.ID, sink, err)
 		}
 		keys = append(keys, key)

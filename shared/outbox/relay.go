@@ -53,6 +53,9 @@ const (
 	Failed    = "failed"
 )
 
+// busy is the state of a delivery another run holds the claim of.
+const busy = Pending + ": being delivered by another run"
+
 // State folds a sink state word ("pending: why") to its kind.
 func State(s string) string {
 	k, _, _ := strings.Cut(s, ":")
@@ -72,6 +75,16 @@ func backoff(attempts int) time.Duration {
 func (b *Outbox) Deliver(ctx context.Context, keys []string, holder string) map[string]map[string]string {
 	out := map[string]map[string]string{}
 	for _, key := range keys {
+		if it, ok := b.recall(key); ok {
+			var d delivery
+			if json.Unmarshal(it.Value, &d) == nil {
+				if state := b.send(ctx, it, d, holder); state != busy {
+					put(out, d.ID, d.Sink, state)
+					continue
+				}
+			}
+			// Another run changed the entry since it was created: read it as it is now.
+		}
 		it, err := b.s.Get(ctx, key)
 		var d delivery
 		switch {
@@ -150,7 +163,7 @@ func (b *Outbox) States(ctx context.Context, ids []string, sinks []string) map[s
 func (b *Outbox) send(ctx context.Context, it store.Item, d delivery, holder string) string {
 	now := b.now()
 	if d.Holder != "" && d.Holder != holder && d.ClaimUntil.After(now) {
-		return Pending + ": being delivered by another run"
+		return busy
 	}
 	if _, err := b.s.Get(ctx, sentKey(d.ID, d.Sink)); err == nil {
 		// Sent before a crash kept its entry from being cleared: never send twice.
@@ -168,7 +181,7 @@ func (b *Outbox) send(ctx context.Context, it store.Item, d delivery, holder str
 	v, _ := json.Marshal(d)
 	ver, err := b.s.Update(ctx, it.Key, it.Version, v, it.Expires)
 	if errors.Is(err, store.ErrConflict) {
-		return Pending + ": being delivered by another run"
+		return busy
 	}
 	if err != nil {
 		return Pending + ": " + err.Error()
@@ -319,11 +332,21 @@ func (b *Outbox) Relay(ctx context.Context, o RelayOptions) Report {
 		b.settleLapsed(ctx, o, &rep)
 	}
 	after := ""
+	// whole is the due index when one page held all of it: what it still owes after the sends
+	// below is the backlog, without listing the index a second time.
+	var whole []store.Item
+	oneList := false
+	cleared := map[string]bool{}
+	pages := 0
 	for ctx.Err() == nil {
 		items, err := b.s.List(ctx, "due/", after, 100)
 		if err != nil {
 			b.log.Warn("listing owed notices failed", "err", err)
+			pages = -1
 			break
+		}
+		if pages++; pages == 1 && len(items) < 100 {
+			whole, oneList = items, true
 		}
 		now := b.now()
 		more := false
@@ -342,8 +365,10 @@ func (b *Outbox) Relay(ctx context.Context, o RelayOptions) Report {
 			switch State(state) {
 			case Delivered:
 				rep.Delivered++
+				cleared[it.Key] = true
 			case Failed:
 				rep.Dead++
+				cleared[it.Key] = true
 			default:
 				rep.Rescheduled++
 			}
@@ -353,8 +378,26 @@ func (b *Outbox) Relay(ctx context.Context, o RelayOptions) Report {
 		}
 		after = items[len(items)-1].Key
 	}
+	if pages == 1 && oneList {
+		// A rescheduled delivery is still owed (under a later key), with the same FirstAt.
+		for _, it := range whole {
+			if !cleared[it.Key] {
+				rep.count(it)
+			}
+		}
+		return rep
+	}
 	b.backlog(context.WithoutCancel(ctx), &rep)
 	return rep
+}
+
+// count adds an owed delivery to the backlog.
+func (rep *Report) count(it store.Item) {
+	var d delivery
+	if json.Unmarshal(it.Value, &d) == nil && (rep.Oldest.IsZero() || d.FirstAt.Before(rep.Oldest)) {
+		rep.Oldest = d.FirstAt
+	}
+	rep.Owed++
 }
 
 func (b *Outbox) settleLapsed(ctx context.Context, o RelayOptions, rep *Report) {
@@ -381,7 +424,8 @@ func (b *Outbox) settleLapsed(ctx context.Context, o RelayOptions, rep *Report) 
 			continue
 		}
 		limit--
-		ch, _, err := b.Settle(ctx, in, o.Holder, o.Settle)
+		ch, keys, err := b.Settle(ctx, in, o.Holder, o.Settle)
+		b.forget(keys) // the relay lists them below
 		switch {
 		case err != nil:
 			b.log.Warn("settling a lapsed intent failed; retried by a later relay", "change", in.ID, "target", in.Target.String(), "err", err)
@@ -406,12 +450,8 @@ func (b *Outbox) backlog(ctx context.Context, rep *Report) {
 			return
 		}
 		for _, it := range items {
-			var d delivery
-			if json.Unmarshal(it.Value, &d) == nil && (rep.Oldest.IsZero() || d.FirstAt.Before(rep.Oldest)) {
-				rep.Oldest = d.FirstAt
-			}
+			rep.count(it)
 		}
-		rep.Owed += len(items)
 		if len(items) < 200 {
 			return
 		}

@@ -87,8 +87,10 @@ func (p *Prometheus) Observe(r metrics.Record) {
 	p.retries.Add(float64(r.Retries))
 	p.notices.WithLabelValues("delivered").Add(float64(r.NoticesDelivered))
 	p.notices.WithLabelValues("failed").Add(float64(r.NoticesFailed))
-	p.pending.Set(float64(r.NoticesOwed))
-	p.oldest.Set(r.OldestOwed.Seconds())
+	if r.OwedKnown {
+		p.pending.Set(float64(r.NoticesOwed))
+		p.oldest.Set(r.OldestOwed.Seconds())
+	}
 	p.duration.WithLabelValues(r.Trigger).Observe(r.Duration.Seconds())
 	// Only a refresh knows; a webhook's record leaves the last refresh's values standing.
 	p.ObserveRestart(r)

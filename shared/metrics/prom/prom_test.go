@@ -88,3 +88,17 @@ func TestPrometheus(t *testing.T) {
 		}
 	}
 }
+
+// TestOwedGaugeKeepsLastReading: a record that read no backlog (a settled replay) leaves the
+// owed-notices gauge as the last reading set it, so a replay cannot silence its alarm.
+func TestOwedGaugeKeepsLastReading(t *testing.T) {
+	none := &apply.Result{Trigger: "cms-webhook", Replayed: true}
+	_, st := sample()
+	p := prom.New()
+	withBacklog, _ := sample()
+	p.Observe(metrics.New(withBacklog, st, time.Second, nil))
+	p.Observe(metrics.New(none, st, time.Second, nil))
+	if got := scrape(t, p.Handler())["livepack_notices_pending"]; got != 1 {
+		t.Fatalf("owed gauge after a replay that read no backlog: %v, want the last reading 1", got)
+	}
+}
