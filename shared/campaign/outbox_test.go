@@ -154,7 +154,7 @@ func TestRecurringChanges(t *testing.T) {
 			sweeps := sweep(t, l, h, sent[0], len(m.changes), 2*time.Hour)
 			faults, committed := l.faults()
 			report(t, "recurring/"+backend, l.judge(m), time.Since(start),
-				fmt.Sprintf("targets=%d events=%d duplicates=%d deliveries=%d sweeps=%d api-faults=%d commit-then-5xx=%d",
+				fmt.Sprintf("targets=%d events=%d duplicates=%d invocations=%d sweeps=%d api-faults=%d commit-then-5xx=%d",
 					targets, len(sent), dups, deliveries, sweeps, faults, committed))
 		})
 	}
@@ -412,9 +412,11 @@ func TestStoreFaultAtEveryStep(t *testing.T) {
 					raw := directEvent("fault-"+strings.ReplaceAll(name, " ", "-"), doc)
 					base := l.shared.Ops()
 					var hit atomic.Value
+					var hitAt atomic.Int64
 					l.failStore(func(n int, op, key string) storetest.When {
 						if n == base+step {
 							hit.Store(op + " " + key)
+							hitAt.Store(time.Now().UnixNano())
 							return when
 						}
 						return 0
@@ -428,7 +430,13 @@ func TestStoreFaultAtEveryStep(t *testing.T) {
 					}
 					struck++
 					name += " (" + hit.Load().(string) + ")"
-					if len(writesOf(ledgerWrites(t, l), targets[0])) == 0 {
+					written := writesOf(ledgerWrites(t, l), targets[0])
+					// Write-ahead: failing to record the intent (its open/ record, read or
+					// written before the write) means the write is not sent.
+					if strings.Contains(hit.Load().(string), " open/") && len(written) > 0 && written[0].At.UnixNano() > hitAt.Load() {
+						t.Errorf("%s: the intent could not be recorded, yet the write was sent", name)
+					}
+					if len(written) == 0 {
 						beforeWrite++
 						if err == nil {
 							t.Errorf("%s: no write, yet the invocation succeeded: nobody retries the change", name)
