@@ -397,6 +397,9 @@ func TestStoreFaultAtEveryStep(t *testing.T) {
 				redeliverSkewed(t, l, h, raw, time.Minute)
 				ops = l.shared.Ops() - base
 			}
+			if ops == 0 {
+				t.Fatal("the instance made no operation on the lab's store")
+			}
 			policies := scale(1, 2)
 			retried, beforeWrite, struck := 0, 0, 0
 			for step := 1; step <= ops; step++ {
