@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +19,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/livepack/livepack/shared/campaign"
@@ -26,6 +30,12 @@ import (
 	"github.com/livepack/livepack/shared/handler"
 	"github.com/livepack/livepack/shared/host"
 	"github.com/livepack/livepack/shared/redistest"
+	"github.com/livepack/livepack/shared/store"
+	"github.com/livepack/livepack/shared/store/dynamostore"
+	"github.com/livepack/livepack/shared/store/dynamostore/dynalitetest"
+	"github.com/livepack/livepack/shared/store/memstore"
+	"github.com/livepack/livepack/shared/store/stores"
+	"github.com/livepack/livepack/shared/store/storetest"
 )
 
 // soak is set by `make soak`: every scenario runs long.
@@ -58,6 +68,10 @@ type lab struct {
 	env      map[string]string
 	started  time.Time
 	ledgerTo string
+	// shared is the store every in-process instance uses when the scenario picked a backend,
+	// wrapped so that it fails the operations fail picks.
+	shared *storetest.Faulty
+	fail   atomic.Pointer[func(n int, op, key string) storetest.When]
 }
 
 type labOptions struct {
@@ -67,6 +81,13 @@ type labOptions struct {
 	redis bool
 	// delay slows every API call, so a process can be killed in the middle of its writes.
 	delay time.Duration
+	// backend, when set, is the state store the lab opens once and every in-process instance
+	// shares: "memory", "bbolt", "redis" (redis-server behind the proxy) or "dynamodb"
+	// (dynalite). bbolt, redis and dynamodb are also what livepack processes reach through
+	// LIVEPACK_STATE, under the same namespace.
+	backend string
+	// api wraps the emulator's handler (after delay), to see or hold the calls livepack makes.
+	api func(http.Handler) http.Handler
 }
 
 func newLab(t testing.TB, o labOptions) *lab {
@@ -88,6 +109,9 @@ func newLab(t testing.TB, o labOptions) *lab {
 			l.emu.ServeHTTP(w, r)
 		})
 	}
+	if o.api != nil {
+		apiHandler = o.api(apiHandler)
+	}
 	emuSrv := httptest.NewServer(apiHandler)
 	t.Cleanup(emuSrv.Close)
 	l.ledgerTo = emuSrv.URL
@@ -95,6 +119,9 @@ func newLab(t testing.TB, o labOptions) *lab {
 	recvSrv := httptest.NewServer(l.recv)
 	t.Cleanup(recvSrv.Close)
 	l.sink = mustProxy(t, strings.TrimPrefix(recvSrv.URL, "http://"))
+	if o.backend == "redis" {
+		o.redis = true
+	}
 	if o.redis {
 		rdb := redistest.Start(t)
 		l.redis = mustProxy(t, rdb.Addr())
@@ -111,7 +138,74 @@ func newLab(t testing.TB, o labOptions) *lab {
 		"LIVEPACK_RATE":           "100000",
 		"HOME":                    t.TempDir(),
 	}
+	if o.backend != "" {
+		l.openShared(o.backend)
+	}
 	return l
+}
+
+// openShared opens the lab's one store on backend, under the namespace livepack derives from
+// the lab's environment, and wraps it to fail what l.fail picks.
+func (l *lab) openShared(backend string) {
+	t := l.t
+	t.Helper()
+	var st store.Store
+	switch backend {
+	case "memory":
+		st = memstore.New(nil)
+	case "dynamodb":
+		endpoint := dynalitetest.Start(t)
+		maps.Copy(l.env, map[string]string{"LIVEPACK_STATE": "dynamodb://livepack-state", "AWS_ENDPOINT_URL_DYNAMODB": endpoint,
+			"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"})
+		// The endpoint goes to this client only: the process's environment is shared by the
+		// scenarios running in parallel.
+		ac, err := awsconfig.LoadDefaultConfig(context.Background(), awsconfig.WithRegion("us-east-1"),
+			awsconfig.WithCredentialsProvider(aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+				return aws.Credentials{AccessKeyID: "x", SecretAccessKey: "x"}, nil
+			})))
+		if err != nil {
+			t.Fatal(err)
+		}
+		client := dynamodb.NewFromConfig(ac, func(o *dynamodb.Options) { o.BaseEndpoint = &endpoint })
+		if _, err := dynamostore.Init(context.Background(), client, "livepack-state"); err != nil {
+			t.Fatal(err)
+		}
+		if st, err = dynamostore.New(client, "livepack-state", l.namespace()); err != nil {
+			t.Fatal(err)
+		}
+	case "bbolt", "redis":
+		var err error
+		if st, err = stores.Open(context.Background(), l.state, l.namespace(), nil); err != nil {
+			t.Fatal(err)
+		}
+	default:
+		t.Fatalf("lab: unknown backend %q", backend)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	l.shared = &storetest.Faulty{Store: st, Fail: func(n int, op, key string) storetest.When {
+		if f := l.fail.Load(); f != nil {
+			return (*f)(n, op, key)
+		}
+		return 0
+	}}
+}
+
+// namespace is the namespace livepack derives from the lab's environment.
+func (l *lab) namespace() string {
+	cfg, err := config.FromEnv(config.CLI, func(k string) string { return l.env[k] })
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	return cfg.Namespace
+}
+
+// failStore makes the shared store fail the operations f picks (nil: none).
+func (l *lab) failStore(f func(n int, op, key string) storetest.When) {
+	if f == nil {
+		l.fail.Store(nil)
+		return
+	}
+	l.fail.Store(&f)
 }
 
 func mustProxy(t testing.TB, target string) *campaign.Proxy {
@@ -142,8 +236,11 @@ func (l *lab) instance(extra map[string]string) *handler.Handler {
 	if os.Getenv("CAMPAIGN_DEBUG") != "" {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	w, err := host.Build(context.Background(), cfg, logger, host.Options{Stdout: io.Discard,
-		Now: func() time.Time { return time.Now().Add(time.Duration(l.skew.Load())) }})
+	o := host.Options{Stdout: io.Discard, Now: func() time.Time { return time.Now().Add(time.Duration(l.skew.Load())) }}
+	if l.shared != nil {
+		o.Store = l.shared
+	}
+	w, err := host.Build(context.Background(), cfg, logger, o)
 	if err != nil {
 		l.t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -17,6 +18,7 @@ type Ledger struct {
 		Status    int               `json:"status"`
 		Code      string            `json:"code"`
 		Committed bool              `json:"committed"`
+		Time      time.Time         `json:"time"`
 	}
 	State struct {
 		PackageConfigs []map[string]any `json:"packageConfigs"`
@@ -44,18 +46,39 @@ func ReadLedger(ctx context.Context, base string) (Ledger, error) {
 	return l, nil
 }
 
+// Write is a write call that took effect: the change it made and when the emulator took it.
+type Write struct {
+	Change
+	At time.Time
+}
+
 // Writes are the write calls that took effect: answered 200, or committed before an injected
 // fault answered an error.
-func (l Ledger) Writes() []Change {
-	var out []Change
+func (l Ledger) Writes() []Write {
+	var out []Write
 	for _, c := range l.Calls {
 		kind := map[string]string{"AddLivePackageConfig": Create, "UpdateLivePackageConfig": Update, "DeleteLivePackageConfig": Delete}[c.Action]
 		if kind == "" || (c.Status != http.StatusOK && !c.Committed) {
 			continue
 		}
-		out = append(out, Change{Target: Target(c.Params["DomainName"], c.Params["AppName"], c.Params["StreamName"]), Kind: kind})
+		ch := Change{Target: Target(c.Params["DomainName"], c.Params["AppName"], c.Params["StreamName"]), Kind: kind}
+		if kind != Delete {
+			ch.Config = paramsConfig(c.Params)
+		}
+		out = append(out, Write{Change: ch, At: c.Time})
 	}
 	return out
+}
+
+// paramsConfig reads the config a write call sent, in canonical form (a missing PartDuration
+// is 0, as for a non-LL protocol the client leaves it out).
+func paramsConfig(p map[string]string) string {
+	num := func(k string) int {
+		n, _ := strconv.Atoi(p[k])
+		return n
+	}
+	return Config{Protocol: p["Protocol"], SegmentNum: num("SegmentNum"), SegmentDuration: num("SegmentDuration"),
+		PartDuration: num("PartDuration"), IgnoreTranscode: p["IgnoreTranscode"] == "true"}.String()
 }
 
 // Faults counts the calls that met an injected fault, and those of them that committed first.
@@ -116,7 +139,9 @@ func (v *Verdict) fail(format string, args ...any) {
 // state expected on the scenario's domains (target → Config.String()), changes the changes
 // that state took to reach. It checks final API state = desired, writes = changes (each change
 // written once, nothing else written) and notices = changes (one notice id per change, none
-// lost; a redelivery of the same id is counted, not a fault).
+// lost; a redelivery of the same id is counted, not a fault). It also checks that no notice
+// came before its change: each notice id's first delivery follows a write that made the change
+// it announces.
 func Judge(l Ledger, deliveries []Delivery, domains []string, desired map[string]string, changes []Change) Verdict {
 	v := Verdict{Changes: len(changes), Deliveries: len(deliveries)}
 	got := l.Configs(domains...)
@@ -148,6 +173,9 @@ func Judge(l Ledger, deliveries []Delivery, domains []string, desired map[string
 		if prev, seen := byID[d.ID]; seen && prev != d.Change {
 			v.fail("notices: id %s announced both %s and %s", d.ID, prev, d.Change)
 		}
+		if _, seen := byID[d.ID]; !seen && !writtenBefore(writes, d) {
+			v.fail("notices: %s (id %s) received at %s, before any write that made it", d.Change, d.ID, d.At.Format(time.RFC3339Nano))
+		}
 		byID[d.ID] = d.Change
 	}
 	v.Notices = len(byID)
@@ -161,6 +189,20 @@ func Judge(l Ledger, deliveries []Delivery, domains []string, desired map[string
 	}
 	diffCounts(&v, "notices", want, have)
 	return v
+}
+
+// writtenBefore reports whether a write made d's change before d was received (a delivery
+// without a receipt time, from an older receiver, is not held to it).
+func writtenBefore(writes []Write, d Delivery) bool {
+	if d.At.IsZero() {
+		return true
+	}
+	for _, w := range writes {
+		if w.Change == d.Change && !w.At.After(d.At) {
+			return true
+		}
+	}
+	return false
 }
 
 func diffCounts(v *Verdict, what string, want, have map[string]int) {

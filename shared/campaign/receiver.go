@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Delivery is one notice as a receiver got it.
@@ -15,13 +16,20 @@ type Delivery struct {
 	// ID is the webhook-id header (the notice id), else the CloudEvent's id.
 	ID     string
 	Change Change
+	// At is when the receiver got it.
+	At time.Time
 }
 
 // Receiver records notices POSTed to it (livepack's generic webhook sink: a structured
 // CloudEvent whose data names the target, the outcome and the config).
 type Receiver struct {
+	// Refuse, when set, picks the deliveries the receiver answers 503 instead of taking: a
+	// sink failing for some notices only. It is called with the receiver's lock held.
+	Refuse func(Delivery) bool
+
 	mu         sync.Mutex
 	deliveries []Delivery
+	refused    []Delivery
 	bad        []string
 }
 
@@ -56,8 +64,16 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		id = ev.ID
 	}
 	d := ev.Data
-	r.deliveries = append(r.deliveries, Delivery{ID: id, Change: Change{
-		Target: Target(d.DomainName, d.AppName, d.StreamName), Kind: kindOf(d.Outcome), Config: configString(d.Config)}})
+	got := Delivery{ID: id, At: time.Now(), Change: Change{
+		Target: Target(d.DomainName, d.AppName, d.StreamName), Kind: kindOf(d.Outcome), Config: configString(d.Config)}}
+	if r.Refuse != nil && r.Refuse(got) {
+		r.refused = append(r.refused, got)
+		// Later than one attempt lasts: the sink hands it back to livepack's outbox at once.
+		w.Header().Set("Retry-After", "3600")
+		http.Error(w, "unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	r.deliveries = append(r.deliveries, got)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -66,6 +82,13 @@ func (r *Receiver) Deliveries() []Delivery {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]Delivery(nil), r.deliveries...)
+}
+
+// Refused returns the deliveries answered 503 because Refuse picked them.
+func (r *Receiver) Refused() []Delivery {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Delivery(nil), r.refused...)
 }
 
 // Malformed returns the bodies the receiver could not read as a restart notice.

@@ -23,6 +23,7 @@ import (
 	"github.com/livepack/livepack/shared/metrics"
 	"github.com/livepack/livepack/shared/notify"
 	"github.com/livepack/livepack/shared/quota"
+	"github.com/livepack/livepack/shared/store"
 	"github.com/livepack/livepack/shared/store/stores"
 )
 
@@ -99,6 +100,10 @@ type Options struct {
 	// Now is the engine's clock (nil: time.Now): a fault campaign moves it past the outbox's
 	// backoff instead of waiting for it.
 	Now func() time.Time
+	// Store, when set, is the state store in place of the one LIVEPACK_STATE names, and the
+	// caller closes it: a fault campaign shares one store between instances and wraps it to
+	// fail chosen operations.
+	Store store.Store
 }
 
 func orDefault(v, def string) string {
@@ -167,12 +172,16 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) 
 	w.Endpoint = endpoint
 
 	var limiter liveapi.Limiter = quota.NewLocal(cfg.Rate, quota.WithReserve(cfg.Reserve))
-	st, err := stores.Open(ctx, cfg.State, cfg.Namespace, w.Credential)
-	if err != nil {
-		return nil, fmt.Errorf("host: LIVEPACK_STATE: %w", err)
+	st := o.Store
+	if st == nil {
+		opened, err := stores.Open(ctx, cfg.State, cfg.Namespace, w.Credential)
+		if err != nil {
+			return nil, fmt.Errorf("host: LIVEPACK_STATE: %w", err)
+		}
+		w.closers = append(w.closers, func() { _ = opened.Close() })
+		st = opened
 	}
-	w.closers = append(w.closers, func() { _ = st.Close() })
-	if stores.Shared(cfg.State) {
+	if o.Store == nil && stores.Shared(cfg.State) {
 		// A store other processes reach carries the quota too: LIVEPACK_RATE is one budget for
 		// every instance of the namespace.
 		limiter = quota.NewShared(st, "quota", cfg.Rate, quota.WithReserve(cfg.Reserve))
