@@ -471,3 +471,34 @@ func TestStoreFailureAtEveryStep(t *testing.T) {
 		}
 	})
 }
+
+// TestLapsedBehindLiveIntents: a lapsed intent listed after more than a page of live ones is
+// still settled by the relay (the open intents are paged, not cut at the first page).
+func TestLapsedBehindLiveIntents(t *testing.T) {
+	defer outbox.SetOpenPage(2)()
+	each(t, func(t *testing.T, mk func() store.Store) {
+		ctx := context.Background()
+		clk := &clock{now: time.Now()}
+		sk := &sink{name: "s"}
+		b := outbox.New(outbox.Options{Store: mk(), Sinks: []notify.Sink{sk}, Now: clk.Now})
+		// "zz" sorts after every live intent's key.
+		lapsed, _, err := b.Begin(ctx, outbox.Intent{Target: policy.Target{DomainName: "play.example.com", AppName: "zz", StreamName: "*"}, Outcome: "created", Desired: cfg(3)}, "crashed")
+		if err != nil {
+			t.Fatal(err)
+		}
+		clk.add(outbox.IntentTTL + time.Second)
+		for i := range 5 {
+			tg := policy.Target{DomainName: "play.example.com", AppName: fmt.Sprintf("a%d", i), StreamName: "*"}
+			if _, ans, err := b.Begin(ctx, outbox.Intent{Target: tg, Outcome: "created", Desired: cfg(3)}, "live"); err != nil || ans != outbox.Mine {
+				t.Fatalf("Begin %s: %v %v", tg, ans, err)
+			}
+		}
+		rep := b.Relay(ctx, outbox.RelayOptions{Holder: "relay", Settle: settler(t, func(i outbox.Intent) bool { return i.ID == lapsed.ID })})
+		if rep.Settled != 1 || rep.Abandoned != 0 {
+			t.Fatalf("relay: %+v, want the lapsed intent behind five live ones settled", rep)
+		}
+		if got := sk.ids(); len(got) != 1 || got[0] != lapsed.ID {
+			t.Fatalf("delivered %v, want %s", got, lapsed.ID)
+		}
+	})
+}

@@ -405,38 +405,49 @@ func (b *Outbox) settleLapsed(ctx context.Context, o RelayOptions, rep *Report) 
 	if limit <= 0 {
 		limit = 10
 	}
-	items, err := b.s.List(ctx, "open/", "", 100)
-	if err != nil {
-		b.log.Warn("listing open intents failed", "err", err)
-		return
-	}
+	// Open intents are few (writes in flight, or lapsed), but a page of them may all be live:
+	// page on until the limit is spent, so a lapsed intent behind many live ones is reached.
 	now := b.now()
-	for _, it := range items {
-		if limit == 0 || ctx.Err() != nil {
+	for after := ""; ; {
+		items, err := b.s.List(ctx, "open/", after, openPage)
+		if err != nil {
+			b.log.Warn("listing open intents failed", "err", err)
 			return
 		}
-		var in Intent
-		if err := json.Unmarshal(it.Value, &in); err != nil {
-			b.log.Error("an open intent cannot be read; left for inspection", "key", it.Key, "err", err)
-			continue
+		for _, it := range items {
+			if limit == 0 || ctx.Err() != nil {
+				return
+			}
+			after = it.Key
+			var in Intent
+			if err := json.Unmarshal(it.Value, &in); err != nil {
+				b.log.Error("an open intent cannot be read; left for inspection", "key", it.Key, "err", err)
+				continue
+			}
+			if in.LeaseUntil.After(now) {
+				continue
+			}
+			limit--
+			ch, keys, err := b.Settle(ctx, in, o.Holder, o.Settle)
+			b.forget(keys) // the relay lists them below
+			switch {
+			case err != nil:
+				b.log.Warn("settling a lapsed intent failed; retried by a later relay", "change", in.ID, "target", in.Target.String(), "err", err)
+			case ch != nil:
+				rep.Settled++
+				b.log.Info("a lapsed intent's change is in place: committed", "change", in.ID, "target", in.Target.String())
+			default:
+				rep.Abandoned++
+			}
 		}
-		if in.LeaseUntil.After(now) {
-			continue
-		}
-		limit--
-		ch, keys, err := b.Settle(ctx, in, o.Holder, o.Settle)
-		b.forget(keys) // the relay lists them below
-		switch {
-		case err != nil:
-			b.log.Warn("settling a lapsed intent failed; retried by a later relay", "change", in.ID, "target", in.Target.String(), "err", err)
-		case ch != nil:
-			rep.Settled++
-			b.log.Info("a lapsed intent's change is in place: committed", "change", in.ID, "target", in.Target.String())
-		default:
-			rep.Abandoned++
+		if len(items) < openPage {
+			return
 		}
 	}
 }
+
+// openPage is how many open intents one List reads.
+var openPage = 100
 
 // backlog counts the owed deliveries store-wide and finds the oldest.
 func (b *Outbox) backlog(ctx context.Context, rep *Report) {
