@@ -160,12 +160,9 @@ func (e *Engine) run(ctx context.Context, trigger, key, skey, hash string, work 
 			return res, err
 		}
 		res.Notices = e.refresh(ctx, res.Notices)
-		// A replay whose notices are all settled is one read: the platform's retries of a
-		// finished event cost the store nothing more. One that still owes a notice runs the
-		// relay, so a redelivered event pushes its own notices on.
-		if owes(res.Notices) {
-			e.relay(ctx, holder, &res, nil)
-		}
+		// Every invocation runs the relay, a replay included: what any run left owed goes
+		// out with the next invocation, whatever its event.
+		e.relay(ctx, holder, &res, nil)
 		return res, nil
 	}
 	if lease.TookOver {
@@ -252,18 +249,6 @@ func (e *Engine) refresh(ctx context.Context, ns []NoticeResult) []NoticeResult 
 		}
 	}
 	return ns
-}
-
-// owes reports whether any sink still owes one of ns.
-func owes(ns []NoticeResult) bool {
-	for _, n := range ns {
-		for _, st := range n.Sinks {
-			if outbox.State(st) == outbox.Pending {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // settleContext returns a context for recording what already happened: it outlives ctx's
