@@ -48,15 +48,7 @@ func decodeProbe(t *testing.T, out string) probeOut {
 
 func restartStream(t *testing.T, url, app, stream string) {
 	t.Helper()
-	resp, err := http.Post(url+"/_emulator/streams", "application/json",
-		strings.NewReader(`{"action":"restart","DomainName":"play.example.com","AppName":"`+app+`","StreamName":"`+stream+`"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("restart: %d", resp.StatusCode)
-	}
+	streamChange(t, url, "restart", app, stream)
 }
 
 // TestProbeUntilRestart: a config applied to an online stream is a mismatch until the stream's

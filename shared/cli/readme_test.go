@@ -1,12 +1,10 @@
 package cli
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -132,24 +130,7 @@ func TestServeAnswersWithinDeadline(t *testing.T) {
 	const secret = "whsec_c2VydmUtZGVhZGxpbmUtdGVzdC1zZWNyZXQtMDEyMzQ1Njc4"
 	env := map[string]string{"LIVEPACK_ENDPOINT": startEmulator(t), "LIVEPACK_WEBHOOK_SECRET": secret, "LIVEPACK_STATE": "memory",
 		"LIVEPACK_NOTIFY": "", "LIVEPACK_RATE": "4", "HOME": t.TempDir()}
-	outR, outW := io.Pipe()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	go func() {
-		done <- Main(ctx, []string{"serve", "-addr", "127.0.0.1:0"}, IO{Stdin: strings.NewReader(""), Stdout: outW, Stderr: io.Discard,
-			Getenv: func(k string) string { return env[k] }})
-		_ = outW.Close()
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	base, err := bufio.NewReader(outR).ReadString('\n')
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _, _ = io.Copy(io.Discard, outR) }()
-	base = strings.TrimSpace(base)
+	base := startServe(t, env)
 	var statuses []int
 	for i := range 4 {
 		body := fmt.Sprintf(`{"policies": [{"DomainName": "play.example.com", "AppName": "app%d", "StreamName": "*", "Protocol": "HLS_CMAF"}]}`, i)

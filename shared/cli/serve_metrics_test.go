@@ -20,24 +20,7 @@ func TestServeMetrics(t *testing.T) {
 	const secret = "whsec_c2VydmUtbWV0cmljcy10ZXN0LXNlY3JldC0wMTIzNDU2Nzg5"
 	env := map[string]string{"LIVEPACK_ENDPOINT": startEmulator(t), "LIVEPACK_WEBHOOK_SECRET": secret, "LIVEPACK_STATE": "memory",
 		"LIVEPACK_NOTIFY": "", "HOME": t.TempDir()}
-	outR, outW := io.Pipe()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	go func() {
-		done <- Main(ctx, []string{"serve", "-addr", "127.0.0.1:0"}, IO{Stdin: strings.NewReader(""), Stdout: outW, Stderr: io.Discard,
-			Getenv: func(k string) string { return env[k] }})
-		_ = outW.Close()
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	base, err := bufio.NewReader(outR).ReadString('\n')
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _, _ = io.Copy(io.Discard, outR) }()
-	base = strings.TrimSpace(base)
+	base := startServe(t, env)
 
 	body, err := os.ReadFile("../../events/policies.json")
 	if err != nil {
@@ -74,4 +57,28 @@ func TestServeMetrics(t *testing.T) {
 	if strings.Contains(string(text), "livepack_api_calls_total 0\n") {
 		t.Error("no Live API call counted")
 	}
+}
+
+// startServe runs `livepack serve` on a free loopback port with env until the test ends, and
+// returns the base URL it printed.
+func startServe(t *testing.T, env map[string]string) string {
+	t.Helper()
+	outR, outW := io.Pipe()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() {
+		done <- Main(ctx, []string{"serve", "-addr", "127.0.0.1:0"}, IO{Stdin: strings.NewReader(""), Stdout: outW, Stderr: io.Discard,
+			Getenv: func(k string) string { return env[k] }})
+		_ = outW.Close()
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	base, err := bufio.NewReader(outR).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _, _ = io.Copy(io.Discard, outR) }()
+	return strings.TrimSpace(base)
 }
